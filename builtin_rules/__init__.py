@@ -1,0 +1,1 @@
+"""Data only: the shipped YAML rules and profiles."""

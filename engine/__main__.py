@@ -1,0 +1,7 @@
+"""``python -m heaplint.engine`` runs the ``heaplint`` command line."""
+
+import sys
+
+from heaplint.engine.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``heaplint`` CLI (registered in ``heaplint.engine.cli.COMMANDS``)."""

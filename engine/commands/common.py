@@ -1,0 +1,73 @@
+"""Options shared by the commands that read traces."""
+
+from __future__ import annotations
+
+import argparse
+
+from heaplint.engine.errors import UsageError
+from heaplint.engine.readers import READERS, ReaderOptions
+from heaplint.engine.replay import (
+    DEFAULT_PAIR_WINDOW_NS,
+    DEFAULT_REORDER_WINDOW_NS,
+    REALLOC_MODES,
+    ReplayOptions,
+)
+from heaplint.engine.units import parse_duration
+
+
+def duration_arg(text: str) -> int:
+    """argparse type: a duration with unit, in ns."""
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """--input-format, --skip-bad-records, --reorder-window, --pair-window, --realloc-mode."""
+    g = parser.add_argument_group("reading and replay")
+    g.add_argument(
+        "--input-format",
+        metavar="FORMAT",
+        help=f"trace format instead of detecting it from the content ({', '.join(READERS)})",
+    )
+    g.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        help="skip malformed records, count them and report them, instead of stopping with exit code 2",
+    )
+    g.add_argument(
+        "--reorder-window",
+        type=duration_arg,
+        default=DEFAULT_REORDER_WINDOW_NS,
+        metavar="DURATION",
+        help="trace-time window within which out-of-order events are re-sorted (default 10ms)",
+    )
+    g.add_argument(
+        "--pair-window",
+        type=duration_arg,
+        default=DEFAULT_PAIR_WINDOW_NS,
+        metavar="DURATION",
+        help="how close in time the inner Alloc/Free of a moving realloc must be to pair (default 1ms)",
+    )
+    g.add_argument(
+        "--realloc-mode",
+        choices=REALLOC_MODES,
+        default="auto",
+        help="how moving reallocs are counted: auto-detect inner Alloc/Free pairs (default), "
+        "standalone (apply every record), paired (inner records carry the move)",
+    )
+
+
+def reader_options(args: argparse.Namespace) -> ReaderOptions:
+    return ReaderOptions(skip_bad_records=bool(getattr(args, "skip_bad_records", False)))
+
+
+def replay_options(args: argparse.Namespace) -> ReplayOptions:
+    if args.input_format is not None and args.input_format not in READERS:
+        raise UsageError(f"unknown input format '{args.input_format}'; known: {', '.join(READERS)}")
+    return ReplayOptions(
+        reorder_window_ns=args.reorder_window,
+        pair_window_ns=args.pair_window,
+        realloc_mode=args.realloc_mode,
+    )

@@ -1,0 +1,187 @@
+"""The reader interface, the format registry's entry type, and input opening.
+
+A reader turns one trace into a stream of :class:`~heaplint.engine.events.HeapEvent`
+values in *roughly* time order (the replay restores order within its reorder
+window).  Readers never load a whole trace into memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO, ClassVar, Iterator
+
+from heaplint.engine.errors import TraceError
+from heaplint.engine.events import HeapEvent, StackTable, TraceInfo
+
+#: how many bytes of (decompressed) content sniffers get to see
+SNIFF_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderOptions:
+    """Options every reader honours."""
+
+    #: skip malformed records, count them in ``TraceInfo.bad_records``, instead
+    #: of raising a located :class:`TraceError`
+    skip_bad_records: bool = False
+
+
+class TraceReader:
+    """Base class of every trace reader.
+
+    Subclasses set ``name`` and ``description``, implement :meth:`sniff` and
+    :meth:`events`.  ``info`` and ``stacks`` are filled while events are read
+    and are final once :meth:`events` is exhausted.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, stream: BinaryIO, path: str, options: ReaderOptions | None = None) -> None:
+        self.stream = stream
+        self.path = path
+        self.options = options or ReaderOptions()
+        self.info = TraceInfo(path=path, format=self.name)
+        self.stacks: StackTable = {}
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        """Whether ``head`` (the first bytes of the decompressed content) looks
+        like this format."""
+        raise NotImplementedError
+
+    def events(self) -> Iterator[HeapEvent]:
+        """Yield the trace's events.  Raises :class:`TraceError` with a location
+        on a malformed record unless ``options.skip_bad_records`` is set."""
+        raise NotImplementedError
+
+    def bytes_read(self) -> int | None:
+        """How far into the input the reader is (for progress), when known."""
+        try:
+            return self.stream.tell()
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def bad_record(self, message: str, *, line: int | None = None, col: int | None = None) -> None:
+        """Count a malformed record, or raise a located error for it."""
+        if self.options.skip_bad_records:
+            self.info.bad_records += 1
+            return
+        raise TraceError(message, path=self.path, line=line, col=col)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a binary stream and counts the compressed bytes consumed, so that
+    progress can be shown in bytes of the file on disk."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        data = self.raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.consumed += n
+        return n
+
+
+class TraceInput:
+    """An opened trace: a binary stream of its (decompressed) content plus
+    what progress and error messages need.  Use as a context manager."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.total_bytes: int | None = None
+        self._closers: list = []
+        self.stream: BinaryIO = self._open(path)
+
+    def _open(self, path: str) -> BinaryIO:
+        if path == "-":
+            raw: BinaryIO = sys.stdin.buffer
+        else:
+            try:
+                raw = open(path, "rb")
+            except FileNotFoundError:
+                raise TraceError("no such file", path=path) from None
+            except IsADirectoryError:
+                raise TraceError("is a directory, not a trace file", path=path) from None
+            except OSError as err:
+                raise TraceError(f"cannot open: {err.strerror}", path=path) from err
+            self._closers.append(raw)
+            try:
+                import os
+
+                self.total_bytes = os.fstat(raw.fileno()).st_size
+            except OSError:
+                pass
+        buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+        magic = buffered.peek(4)[:4]  # type: ignore[union-attr]
+        self.counter = None
+        if magic[:2] == GZIP_MAGIC:
+            self.counter = _CountingReader(buffered)
+            stream: BinaryIO = gzip.GzipFile(fileobj=io.BufferedReader(self.counter), mode="rb")  # type: ignore[assignment]
+            self._closers.append(stream)
+            return io.BufferedReader(stream)  # type: ignore[arg-type]
+        if magic == ZIP_MAGIC and path != "-":
+            return self._open_zip(path, buffered)
+        return buffered  # type: ignore[return-value]
+
+    def _open_zip(self, path: str, raw: BinaryIO) -> BinaryIO:
+        try:
+            zf = zipfile.ZipFile(raw)
+        except zipfile.BadZipFile as err:
+            raise TraceError(f"corrupt zip archive: {err}", path=path) from err
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            names = ", ".join(m.filename for m in members) or "none"
+            raise TraceError(
+                f"a zip archive must hold exactly one trace file; it holds {len(members)} ({names})",
+                path=path,
+            )
+        self._closers.append(zf)
+        self.total_bytes = members[0].file_size
+        member = zf.open(members[0])
+        self._closers.append(member)
+        return io.BufferedReader(member)  # type: ignore[arg-type]
+
+    def head(self) -> bytes:
+        """The first bytes of the content, without consuming them."""
+        try:
+            return self.stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]  # type: ignore[attr-defined]
+        except (OSError, EOFError, gzip.BadGzipFile) as err:
+            raise TraceError(f"cannot read: {err}", path=self.path) from err
+
+    def position(self) -> int | None:
+        """Bytes of the file on disk consumed so far, when known."""
+        if self.counter is not None:
+            return self.counter.consumed
+        try:
+            return self.stream.tell()
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        for c in reversed(self._closers):
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the real error
+                pass
+        self._closers.clear()
+
+    def __enter__(self) -> "TraceInput":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,280 @@
+"""Replay: order events, pair moving reallocs, apply them to a HeapState.
+
+Two stages sit between a reader and :class:`~heaplint.engine.state.HeapState`:
+
+**Reordering.**  Per-CPU buffers make file order differ slightly from time
+order.  Events are held in a min-heap until the newest time seen is more than
+the reorder window ahead of them, then released in (time, input order).  An
+event older than one already released cannot be put back in place: it is
+released at once and counted (``out_of_order``), never a crash.  Memory is the
+number of events inside one window.
+
+**Realloc pairing** (``realloc_mode``):
+
+``auto`` (default)
+    A moving ReAlloc (new address != old address) may come alone, or together
+    with the inner HeapAlloc(new) and HeapFree(old) that some capture paths also
+    log on the same thread at (nearly) the same time, before or after the
+    ReAlloc record.  While a moving ReAlloc is inside the look-ahead (or was
+    just released), an Alloc of its new address / a Free of its old address on
+    the same process, thread and heap within ``pair_window`` is recognised as
+    inner and dropped (counted in ``paired_inner``).  The ReAlloc alone then
+    performs the move, so both shapes give the same state and the move is
+    counted once.
+``standalone``
+    Every record is applied as it stands (for traces known to carry no inner
+    events).
+``paired``
+    Moving ReAllocs are counted but change nothing; the inner Alloc/Free records
+    carry the move (PerfView's reading).  Use it when the inner records are
+    known to be present but too far apart in time for ``auto``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from heaplint.engine.errors import UsageError
+from heaplint.engine.events import HeapEvent, Kind
+from heaplint.engine.state import DEFAULT_ABSURD_SIZE, OUT_OF_ORDER, Anomaly, HeapState, ProcessState
+
+REALLOC_MODES = ("auto", "standalone", "paired")
+DEFAULT_REORDER_WINDOW_NS = 10_000_000  # 10 ms
+DEFAULT_PAIR_WINDOW_NS = 1_000_000  # 1 ms
+
+_ALLOC = int(Kind.ALLOC)
+_FREE = int(Kind.FREE)
+_REALLOC = int(Kind.REALLOC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """How the replay orders and pairs events."""
+
+    reorder_window_ns: int = DEFAULT_REORDER_WINDOW_NS
+    pair_window_ns: int = DEFAULT_PAIR_WINDOW_NS
+    realloc_mode: str = "auto"
+    absurd_size: int = DEFAULT_ABSURD_SIZE
+
+    def __post_init__(self) -> None:
+        if self.realloc_mode not in REALLOC_MODES:
+            raise UsageError(f"unknown realloc mode '{self.realloc_mode}'; known: {', '.join(REALLOC_MODES)}")
+        if self.reorder_window_ns < 0 or self.pair_window_ns < 0:
+            raise UsageError("reorder and pair windows must not be negative")
+
+
+@dataclass
+class ReplayCounters:
+    """What the ordering and pairing stages did."""
+
+    events_in: int = 0
+    out_of_order: int = 0  # disorder beyond the reorder window
+    reordered: int = 0  # events the window put back in place
+    paired_inner: int = 0  # inner Alloc/Free of a moving realloc, dropped
+    max_buffered: int = 0
+
+
+class _Move:
+    """A moving realloc seen by the pairing stage, with which inner records
+    have already been matched to it."""
+
+    __slots__ = ("time", "pid", "tid", "heap", "new", "old", "alloc_seen", "free_seen")
+
+    def __init__(self, ev: HeapEvent) -> None:
+        self.time = ev.time
+        self.pid = ev.pid
+        self.tid = ev.tid
+        self.heap = ev.heap
+        self.new = ev.address
+        self.old = ev.old_address
+        self.alloc_seen = False
+        self.free_seen = False
+
+
+def ordered(
+    events: Iterable[HeapEvent],
+    options: ReplayOptions,
+    counters: ReplayCounters,
+    on_out_of_order: Callable[[HeapEvent, int], None] | None = None,
+) -> Iterator[HeapEvent]:
+    """Yield ``events`` in time order (within the reorder window), with the
+    inner records of moving reallocs dropped in ``auto`` mode."""
+    pairing = options.realloc_mode == "auto"
+    hold = max(options.reorder_window_ns, options.pair_window_ns if pairing else 0)
+    pair_window = options.pair_window_ns
+    heap: list[tuple[int, int, HeapEvent]] = []
+    push, pop = heapq.heappush, heapq.heappop
+    # look-ahead index: (kind, pid, tid, heap, address) -> buffered moves
+    pending: dict[tuple, list[_Move]] = {}
+    # the last released move per (pid, tid)
+    recent: dict[tuple[int, int], _Move] = {}
+    newest = None
+    released = None  # time of the last released event
+    seq = 0
+
+    def inner_of(ev: HeapEvent) -> bool:
+        """Whether ``ev`` (an Alloc or Free being released) belongs to a move."""
+        kind = ev.kind
+        key = (kind, ev.pid, ev.tid, ev.heap, ev.address)
+        moves = pending.get(key)
+        if moves:
+            for mv in moves:
+                if abs(mv.time - ev.time) <= pair_window:
+                    if kind == _ALLOC and not mv.alloc_seen:
+                        mv.alloc_seen = True
+                        return True
+                    if kind == _FREE and not mv.free_seen:
+                        mv.free_seen = True
+                        return True
+        mv = recent.get((ev.pid, ev.tid))
+        if mv is not None and mv.heap == ev.heap and ev.time - mv.time <= pair_window:
+            if kind == _ALLOC and mv.new == ev.address and not mv.alloc_seen:
+                mv.alloc_seen = True
+                return True
+            if kind == _FREE and mv.old == ev.address and not mv.free_seen:
+                mv.free_seen = True
+                return True
+        return False
+
+    def release(ev: HeapEvent) -> bool:
+        """Bookkeeping when ``ev`` leaves the buffer; False to drop it."""
+        kind = ev.kind
+        if kind == _REALLOC:
+            if ev.address != ev.old_address and ev.address and ev.old_address:
+                a_key = (_ALLOC, ev.pid, ev.tid, ev.heap, ev.address)
+                f_key = (_FREE, ev.pid, ev.tid, ev.heap, ev.old_address)
+                mv = _take(pending, a_key, ev)
+                _take(pending, f_key, ev)
+                if mv is not None:
+                    recent[(ev.pid, ev.tid)] = mv
+            return True
+        if (kind == _ALLOC or kind == _FREE) and (pending or recent):
+            if inner_of(ev):
+                counters.paired_inner += 1
+                return False
+        return True
+
+    for ev in events:
+        counters.events_in += 1
+        t = ev.time
+        if released is not None and t < released:
+            counters.out_of_order += 1
+            if on_out_of_order is not None:
+                on_out_of_order(ev, released)
+            yield ev
+            continue
+        if newest is None or t > newest:
+            newest = t
+        elif t < newest:
+            counters.reordered += 1
+        if pairing and ev.kind == _REALLOC and ev.address != ev.old_address and ev.address and ev.old_address:
+            mv = _Move(ev)
+            pending.setdefault((_ALLOC, ev.pid, ev.tid, ev.heap, ev.address), []).append(mv)
+            pending.setdefault((_FREE, ev.pid, ev.tid, ev.heap, ev.old_address), []).append(mv)
+        push(heap, (t, seq, ev))
+        seq += 1
+        limit = newest - hold
+        while heap and heap[0][0] < limit:
+            out = pop(heap)[2]
+            released = out.time
+            if not pairing or release(out):
+                yield out
+        if len(heap) > counters.max_buffered:
+            counters.max_buffered = len(heap)
+        if recent and seq & 1023 == 0:
+            _expire(recent, released, pair_window)
+    while heap:
+        out = pop(heap)[2]
+        released = out.time
+        if not pairing or release(out):
+            yield out
+
+
+def _take(pending: dict[tuple, list[_Move]], key: tuple, ev: HeapEvent) -> _Move | None:
+    """Remove the move made from ``ev`` from the look-ahead index."""
+    moves = pending.get(key)
+    if not moves:
+        return None
+    for i, mv in enumerate(moves):
+        if mv.time == ev.time and mv.new == ev.address and mv.old == ev.old_address:
+            del moves[i]
+            if not moves:
+                del pending[key]
+            return mv
+    return None
+
+
+def _expire(recent: dict[tuple[int, int], _Move], now: int | None, window: int) -> None:
+    if now is None:
+        return
+    stale = [k for k, mv in recent.items() if now - mv.time > window]
+    for k in stale:
+        del recent[k]
+
+
+@dataclass
+class Replay:
+    """One trace's replay: the ordering/pairing stages feeding a HeapState.
+
+    ``on_process_end(process, time)`` is called before a process's heaps are
+    dropped (at its end record, or at :meth:`finish` for processes still
+    alive), so that end-of-process rules see its live blocks.
+    """
+
+    options: ReplayOptions = field(default_factory=ReplayOptions)
+    on_process_end: Callable[[ProcessState, int], None] | None = None
+    counters: ReplayCounters = field(default_factory=ReplayCounters)
+    out_of_order: list[Anomaly] = field(default_factory=list)
+    last_time: int | None = None
+
+    def __post_init__(self) -> None:
+        self.state = HeapState(
+            absurd_size=self.options.absurd_size,
+            realloc_moves=self.options.realloc_mode != "paired",
+            on_process_end=self.on_process_end,
+        )
+
+    def _note_out_of_order(self, ev: HeapEvent, released: int) -> None:
+        # keep a bounded sample; the count is in counters.out_of_order
+        if len(self.out_of_order) < 100:
+            self.out_of_order.append(Anomaly(OUT_OF_ORDER, ev, ev.pid, ev.heap, ev.address, 0, 0, 0, released - ev.time))
+        proc = self.state.processes.get(ev.pid)
+        if proc is not None:
+            proc.anomalies[OUT_OF_ORDER] = proc.anomalies.get(OUT_OF_ORDER, 0) + 1
+
+    def events(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
+        """The ordered, paired event stream (without applying it)."""
+        return ordered(events, self.options, self.counters, self._note_out_of_order)
+
+    def run(
+        self,
+        events: Iterable[HeapEvent],
+        on_event: Callable[[HeapEvent, tuple[Anomaly, ...] | list[Anomaly]], None] | None = None,
+    ) -> HeapState:
+        """Replay every event; call ``on_event(event, anomalies)`` after each
+        is applied (``state.ended`` then holds the block it ended).  Ends with
+        :meth:`finish`."""
+        apply = self.state.apply
+        last = None
+        if on_event is None:
+            for ev in self.events(events):
+                apply(ev)
+                last = ev.time
+        else:
+            for ev in self.events(events):
+                on_event(ev, apply(ev))
+                last = ev.time
+        self.last_time = last
+        self.finish()
+        return self.state
+
+    def finish(self) -> None:
+        """Run the end hook for every process still alive at the end of the
+        trace.  Their heaps stay in place (a trace end is not a process end)."""
+        if self.on_process_end is None:
+            return
+        end = self.last_time if self.last_time is not None else 0
+        for proc in list(self.state.processes.values()):
+            self.on_process_end(proc, end)

@@ -1,0 +1,1 @@
+"""Report formatters (registered in ``FORMATS``)."""

@@ -1,0 +1,1 @@
+"""heaplint's rule language: rule files, expressions, compiler, rule tests."""
