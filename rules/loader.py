@@ -62,10 +62,17 @@ def rule_files(paths: Iterable[str]) -> list[str]:
     return out
 
 
-def load_rule_files(paths: Iterable[str], *, builtin: bool = False, into: RuleFiles | None = None) -> RuleFiles:
-    """Load every rule file under ``paths``; raise ErrorCollection on any problem."""
-    errors = Collector()
-    result = into or RuleFiles()
+def load_rule_files(
+    paths: Iterable[str], *, builtin: bool = False, into: RuleFiles | None = None, errors: Collector | None = None
+) -> RuleFiles:
+    """Load every rule file under ``paths`` into ``into``.
+
+    With an ``errors`` collector, problems are added to it (and duplicates are
+    left for :func:`check_duplicates`); without, any problem raises one
+    ErrorCollection."""
+    own = errors is None
+    errors = errors if errors is not None else Collector()
+    result = into if into is not None else RuleFiles()
     files: list[str] = []
     for p in paths:
         try:
@@ -83,8 +90,9 @@ def load_rule_files(paths: Iterable[str], *, builtin: bool = False, into: RuleFi
         result.files.append(path)
         for doc, node in zip(yfile.documents, yfile.nodes):
             _document(yfile, doc, node, label, result, errors)
-    _check_duplicates(result, errors)
-    errors.raise_if_any()
+    if own:
+        check_duplicates(result, errors)
+        errors.raise_if_any()
     return result
 
 
@@ -323,7 +331,9 @@ def _rule(yfile: YamlFile, doc: YMap, node: Node, label: str, errors: Collector)
 
 
 def _examples(yfile: YamlFile, doc: YMap, errors: Collector) -> list[Example]:
-    raw = doc.get("examples", [])
+    if "examples" not in doc:
+        return []
+    raw = doc["examples"]
     if not isinstance(raw, YList):
         errors.add(yfile.error("HLR060", "'examples' must be a list", _vnode(doc, "examples")))
         return []
@@ -375,7 +385,7 @@ def _example(yfile: YamlFile, ex: YMap, node: Node, n: int) -> Example:
     )
 
 
-def _check_duplicates(files: RuleFiles, errors: Collector) -> None:
+def check_duplicates(files: RuleFiles, errors: Collector) -> None:
     seen_id: dict[str, RuleSpec] = {}
     seen_name: dict[str, RuleSpec] = {}
     for rule in files.rules:
