@@ -282,6 +282,7 @@ class Compiler:
             raise self.error("HLR027", "end rules aggregate the live blocks at the end: use 'by', not 'over'", over)
         inner = self.node(body)
         length = None
+        length_text = ""
         if over is not None:
             dur = self.node(over)
             if not dur.const or dur.type not in (T.DURATION, T.INT) or not isinstance(dur.value, int):
@@ -290,9 +291,9 @@ class Compiler:
                 raise self.error("HLR027", "window length must be positive", over)
             if dur.type == T.INT:
                 raise self.error("HLR024", "window length needs a unit, e.g. 10s", over)
-            length = dur.value
+            length, length_text = dur.value, dur.text
         names, keys = self._by_keys(by)
-        text = inner.paren(6) + (f" over {canonical(T.DURATION, length)}" if length else "")
+        text = inner.paren(6) + (f" over {length_text}" if length else "")
         text += f" by {', '.join(names)}" if names else ""
         grouping = Grouping(length, tuple(names), keys, text)
         if env.grouping is None:

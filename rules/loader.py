@@ -381,7 +381,7 @@ def _example(yfile: YamlFile, ex: YMap, node: Node, n: int) -> Example:
     return Example(
         name=str(ex.get("name", f"example {n}")), expect=expect, events=trace.events, info=info, stacks=trace.stacks,
         severity=severity, message=str(ex["message"]) if "message" in ex else None, params=dict(params),
-        realloc_mode=mode, source=f"{yfile.source.path}:{line}",
+        realloc_mode=mode, source=f"{yfile.source.path}:{line}", lines=trace.lines,
     )
 
 

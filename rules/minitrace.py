@@ -95,6 +95,7 @@ class MiniTrace:
         self._stack_ids: dict[tuple[str, ...], int] = {}
         self.time = 0
         self.pids: dict[int, str | None] = {}
+        self.lines: list[str] = []  # the records as written, for documentation
 
     def error(self, node: Node, message: str, at: int = 0) -> RuleError:
         if isinstance(node, ScalarNode):
@@ -108,8 +109,11 @@ class MiniTrace:
         for item, item_node in zip(items, items.nodes):
             if isinstance(item, YMap):
                 self._repeat(item, item_node)
+                events = item.get("events") or []
+                self.lines.append(f"repeat {item.get('repeat')} times: " + " / ".join(map(str, events)))
             elif isinstance(item, str):
                 self.add(item, item_node, 0)
+                self.lines.append(item)
             else:
                 raise self.error(item_node, "a record is a string such as 'alloc 0x1000 16'")
 

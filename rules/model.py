@@ -50,6 +50,7 @@ class Example:
     params: dict[str, Any] = field(default_factory=dict)
     realloc_mode: str = "auto"
     source: str = ""  # "path:line" of the example, for test reports
+    lines: list[str] = field(default_factory=list)  # the trace as written (for docs)
 
 
 @dataclass

@@ -29,6 +29,9 @@ class RuleSet:
     rules: list[CompiledRule]
     files: RuleFiles
     config: Config = field(default_factory=Config)
+    macros: dict[str, Any] = field(default_factory=dict)
+    lists: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> list[CompiledRule]:
@@ -100,7 +103,7 @@ def load_ruleset(
         if rule is not None:
             compiled.append(rule)
     errors.raise_if_any()
-    return RuleSet(compiled, files, config)
+    return RuleSet(compiled, files, config, macros, lists, overrides)
 
 
 def _matches(spec: RuleSpec, pattern: str) -> bool:
