@@ -82,9 +82,12 @@ def end_seen(c: Ctx, pid: int | None, proc: ProcessState | None) -> bool:
 
 
 def events_lost(c: Ctx, pid: int | None) -> int:
-    """Events lost by the trace plus those lost for this process."""
+    """Events lost by the trace plus those lost for process ``pid`` (for every
+    process when ``pid`` is None)."""
+    if pid is None:
+        return c.info.events_lost + sum(p.events_lost for p in c.info.processes.values())
     f = facts(c, pid)
-    return c.info.events_lost + c.info.buffers_lost + (f.events_lost if f is not None else 0)
+    return c.info.events_lost + (f.events_lost if f is not None else 0)
 
 
 def trace_lossy(c: Ctx) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from heaplint.engine.replay import Replay
 from heaplint.engine.state import ProcessState
 from heaplint.rules.context import Ctx
-from heaplint.rules.sink import FindingSink
+from heaplint.rules.sink import FindingSink, stack_of_group
 from heaplint.rules.windows import BlockGroups
 
 SAMPLE_ADDRESSES = 8
@@ -85,7 +85,7 @@ class EndRules:
                     span[5].append(addr)
                     span[6].append(block.size)
         c.addr = c.block = None
-        by_heap, by_stack = "heap" in rule.by, "stack" in rule.by
+        by_heap = "heap" in rule.by
         for key, acc in groups.groups.items():
             c.win = groups.values(acc)
             c.key = key
@@ -94,7 +94,7 @@ class EndRules:
             if not rule.when.fn(c):
                 continue
             heap = span[4] if by_heap else None
-            stack = key[rule.by.index("stack")] if by_stack else None
+            stack = stack_of_group(rule.by, key)
             self.sink.match(rule, c, (proc.pid, *key), pid=proc.pid, proc=proc,
                             heap=heap.handle if heap is not None else None,
                             heap_label=heap.label if heap is not None else None, time=span[0], index=span[2],

@@ -49,14 +49,13 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
                 raise comp.error("HLR024", f"'{word}' needs conditions (bool) on both sides, not {side.type}", node)
         prec = 1 if word == "or" else 2
         text = f"{a.paren(prec)} {word} {b.paren(prec)}"
+        if a.const:  # fold, keeping the written text for `rules explain`
+            keep = b if (bool(a.value) == (word == "and")) else a
+            return Compiled(keep.fn, T.BOOL, text, prec, keep.const, keep.value, keep.kinds, keep.anomalies)
         if word == "and":
-            if a.const:
-                return b if a.value else a
             fa, fb = a.fn, b.fn
             return Compiled(lambda c: fa(c) and fb(c), T.BOOL, text, prec, kinds=_inter(a.kinds, b.kinds),
                             anomalies=_inter(a.anomalies, b.anomalies))
-        if a.const:
-            return a if a.value else b
         fa, fb = a.fn, b.fn
         return Compiled(lambda c: fa(c) or fb(c), T.BOOL, text, prec, kinds=_union(a.kinds, b.kinds),
                         anomalies=_union(a.anomalies, b.anomalies))

@@ -66,6 +66,18 @@ def _size_class(n: int) -> int:
     return 1 << (n - 1).bit_length() if n > 0 else 0
 
 
+def site(stack: int | None, size: int) -> str:
+    """Allocation site: the stack when known, else the size class."""
+    return f"stack#{stack}" if stack is not None else f"size:{_size_class(size)}"
+
+
+def _event_site(c: Ctx) -> str:
+    e = c.state.ended
+    if e is not None:
+        return site(e.stack, e.size)
+    return site(c.ev.stack, c.ev.size)
+
+
 def _result_block(c: Ctx) -> st.Block | None:
     ev = c.ev
     if ev.kind not in (2, 3):
@@ -97,7 +109,7 @@ _COV = dict(
         lambda c: cx.end_seen(c, c.ev.pid, cx.event_process(c)), lambda c: cx.end_seen(c, c.pid, c.proc),
     ),
     events_lost=(
-        T.INT, "events and buffers the trace lost, plus those lost for this process (so far, at event time)",
+        T.INT, "events the trace lost, plus those lost for this process (so far, at event time)",
         lambda c: cx.events_lost(c, c.ev.pid), lambda c: cx.events_lost(c, c.pid),
     ),
     trace_lossy=(
@@ -148,6 +160,9 @@ FIELD_LIST: list[FieldDef] = [
        event=lambda c: c.ev.size, block=lambda c: c.block.size),
     _f("size_class", T.SIZE, "size rounded up to a power of two (groups similar sizes)",
        event=lambda c: _size_class(c.ev.size), block=lambda c: _size_class(c.block.size)),
+    _f("site", T.STRING, "allocation site: 'stack#ID' when the block has a stack, else 'size:CLASS'; "
+       "for frees and reallocs the site of the block they ended",
+       event=_event_site, block=lambda c: site(c.block.stack, c.block.size)),
     _f("old_address", T.ADDRESS, "realloc: the old address (0 for other kinds)", event=lambda c: c.ev.old_address),
     _f("old_size", T.SIZE, "realloc: the old size as recorded (0 when the record lacks it)",
        event=lambda c: c.ev.old_size or 0),

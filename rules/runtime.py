@@ -24,7 +24,7 @@ from heaplint.engine.state import Anomaly, ProcessState
 from heaplint.rules.context import Ctx
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
-from heaplint.rules.sink import FindingSink
+from heaplint.rules.sink import FindingSink, stack_of_group
 from heaplint.rules.windows import WindowState
 
 Pair = tuple[Callable[[Ctx], Any], Callable[[Ctx], None]]
@@ -160,7 +160,6 @@ class RuleRun:
         values = ws.values
         sink = self.sink
         by_heap = "heap" in rule.by
-        by_stack = "stack" in rule.by
 
         def step(c: Ctx) -> bool:
             ev = c.ev
@@ -176,7 +175,7 @@ class RuleRun:
                     heap = c.state.heap(ev.pid, ev.heap) if by_heap else None
                     sink.match(rule, c, (ev.pid, *keys), pid=ev.pid, proc=c.state.processes.get(ev.pid),
                                heap=ev.heap if by_heap else None, heap_label=heap.label if heap is not None else None,
-                               time=ev.time, index=ev.index, stack=ev.stack if by_stack else None)
+                               time=ev.time, index=ev.index, stack=stack_of_group(rule.by, keys))
             else:
                 group.active = False
             return False

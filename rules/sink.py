@@ -140,6 +140,16 @@ class FindingSink:
         return out
 
 
+def stack_of_group(by: tuple[str, ...], keys: tuple) -> int | None:
+    """The stack id a group key names (``stack`` or a stack ``site``), if any."""
+    for name, value in zip(by, keys):
+        if name in ("stack", "ended_stack") and value is not None:
+            return value
+        if name == "site" and isinstance(value, str) and value.startswith("stack#"):
+            return int(value[6:])
+    return None
+
+
 def symbolized(frames: Sequence[str] | None) -> list[str]:
     """Frames that survive ASLR: symbols and module+offset, not bare addresses."""
     return [f for f in frames or () if not f.lower().startswith("0x")]
@@ -149,8 +159,11 @@ def _key_parts(rule: Any, group: tuple, stacks: dict) -> list[str]:
     parts: list[str] = []
     values = group[1:] if len(group) == len(rule.by) + 1 else group
     for name, value in zip(rule.by, values):
-        if name in ("stack", "ended_stack"):
-            parts.append(name + "=" + "|".join(symbolized(stacks.get(value)) if value is not None else ""))
+        if name in ("stack", "ended_stack") or (name == "site" and str(value).startswith("stack#")):
+            sid = int(value[6:]) if name == "site" else value
+            parts.append(name + "=" + "|".join(symbolized(stacks.get(sid)) if sid is not None else ""))
+        elif name == "site":
+            parts.append(f"site={value}")
         elif name in _STABLE_KEYS:
             fdef = R.FIELDS.get(name)
             shown = R.ENUM_NAMES.get(fdef.type, {}).get(value, value) if fdef is not None else value
