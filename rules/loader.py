@@ -237,7 +237,6 @@ def _severity(yfile: YamlFile, doc: YMap, errors: Collector) -> tuple[Severity, 
 
 
 def _rule(yfile: YamlFile, doc: YMap, node: Node, label: str, errors: Collector) -> RuleSpec | None:
-    before = len(errors.errors)
     _keys(yfile, doc, RULE_KEYS, errors)
     rid = _str(yfile, doc, "id", errors, required=True)
     name = _str(yfile, doc, "name", errors, required=True)
@@ -317,7 +316,9 @@ def _rule(yfile: YamlFile, doc: YMap, node: Node, label: str, errors: Collector)
         errors.add(yfile.error("HLR003", "enabled must be true or false", _vnode(doc, "enabled")))
     params = parse_params(yfile, doc["params"], _vnode(doc, "params"), errors) if "params" in doc else {}
     examples = _examples(yfile, doc, errors)
-    if len(errors.errors) > before or rid is None or name is None or when is None:
+    # a rule with schema errors is still compiled, so that its expression
+    # errors are reported in the same run (the load fails either way)
+    if rid is None or name is None or when is None:
         return None
     return RuleSpec(
         id=rid, name=name, title=_str(yfile, doc, "title", errors, default=name) or name,

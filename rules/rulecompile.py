@@ -126,18 +126,25 @@ def compile_rule(
         scope = None
         env = Env(R.EVENT, typed, macros, lists, spec.lets, agg_mode="window", inner_scope=R.EVENT, allow_anomaly=True)
     comp = Compiler(env)
+    when = message = None
+    evidence: list = []
     try:
         when = comp.compile(spec.when.expr, spec.when.tree, what="when:")
     except RuleError as err:
         errors.add(err)
-        return None
-    message = evidence = None
-    try:
+    try:  # compiled even after an error in when:, to report every problem at once
         message = compile_template(comp, spec.message) if spec.message is not None else None
-        evidence = [(name, c.type, c.fn) for name, c in ((n, comp.compile(l.expr, l.tree, expect=None))
-                                                         for n, l in spec.lets.items())]
     except RuleError as err:
         errors.add(err)
+    for name, named in spec.lets.items():
+        try:
+            c = comp.compile(named.expr, named.tree, expect=None)
+            evidence.append((name, c.type, c.fn))
+        except RuleError as err:
+            if not any(e is err or str(e) == str(err) for e in errors.errors):
+                errors.add(err)
+    if when is None:
+        return None
     trigger = END_RULE if spec.at_end else (WINDOW_RULE if env.aggs else EVENT_RULE)
     if trigger == WINDOW_RULE:
         if env.grouping is None or env.grouping.over is None:
@@ -172,7 +179,7 @@ def compile_rule(
     return CompiledRule(
         spec=spec, meta=meta, trigger=trigger, scope=scope, params={k: v for k, (_, v) in typed.items()}, when=when,
         severity=severity or spec.severity, severity_when=[] if severity else severity_when,
-        confidence=spec.confidence, confidence_low=confidence_low, message=message, evidence=evidence or [],
+        confidence=spec.confidence, confidence_low=confidence_low, message=message, evidence=evidence,
         by=by, by_getters=getters, aggs=list(env.aggs), grouping=env.grouping, uses_anomaly=env.uses_anomaly,
         kinds=kinds, anomalies=when.anomalies if env.uses_anomaly else None,
     )
