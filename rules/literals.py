@@ -96,15 +96,18 @@ def canonical(type_: str, value: Any, enum_names: dict[str, dict[Any, str]] | No
         return "[" + ", ".join(canonical(item, v, enum_names) for v in value) + "]"
     if type_ == T.ADDRESS and isinstance(value, int):
         return f"0x{value:x}"
-    if type_ == T.SIZE and isinstance(value, int) and value:
-        for unit, factor in _SIZE_CANON:
-            if value % factor == 0:
-                return f"{value // factor}{unit}"
-        return str(value)
-    if type_ == T.DURATION and isinstance(value, int) and value:
-        for unit, factor in _DURATION_CANON:
-            if value % factor == 0:
-                return f"{value // factor}{unit}"
+    if type_ == T.SIZE and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and value > 0:
+            for unit, factor in _SIZE_CANON:
+                if value % factor == 0:
+                    return f"{value // factor}{unit}"
+        return f"{value}B" if value >= 0 else str(value)
+    if type_ == T.DURATION and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and value > 0:
+            for unit, factor in _DURATION_CANON:
+                if value % factor == 0:
+                    return f"{value // factor}{unit}"
+        return f"{value}ns" if value >= 0 else str(value)
     if isinstance(value, float):
         return repr(value)
     return str(value)
