@@ -52,7 +52,12 @@ class Ctx:
 
 
 def event_process(c: Ctx) -> ProcessState | None:
-    return c.state.processes.get(c.ev.pid)
+    """The process of the current event (also at its own process-end record,
+    after which the state has moved it to ``finished``)."""
+    proc = c.state.processes.get(c.ev.pid)
+    if proc is None and c.state.finished and c.state.finished[-1].pid == c.ev.pid:
+        return c.state.finished[-1]
+    return proc
 
 
 def facts(c: Ctx, pid: int | None) -> ProcessFacts | None:
