@@ -328,6 +328,7 @@ def _rule(yfile: YamlFile, doc: YMap, node: Node, label: str, errors: Collector)
         enabled=bool(enabled), when=when, at_end=at_end, scope=scope, by=by, lets=lets, message=message,
         dedup=dedup or "per-group", cooldown=cooldown, max_groups=max_groups, examples=examples, source=label,
         loc=Location(yfile, node), key_nodes={k: v[0] for k, v in doc.nodes.items()},
+        value_nodes={k: v[1] for k, v in doc.nodes.items()},
     )
 
 

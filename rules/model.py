@@ -94,6 +94,15 @@ class RuleSpec:
     loc: Location
     #: YAML nodes of keys, for overrides and errors found later
     key_nodes: dict[str, Node] = field(default_factory=dict)
+    value_nodes: dict[str, Node] = field(default_factory=dict)
+
+    def item_node(self, key: str, value: str) -> Node | None:
+        """The node of list item ``value`` under ``key`` (else the key itself)."""
+        node = self.value_nodes.get(key)
+        for item in getattr(node, "value", None) or ():
+            if getattr(item, "value", None) == value:
+                return item
+        return self.key_nodes.get(key)
 
 
 @dataclass

@@ -195,7 +195,7 @@ def _event_by(spec: RuleSpec, by: tuple[str, ...], anomaly: bool, errors: Collec
         if getter is None:
             usable = [f.name for f in R.FIELD_LIST if f.getter(R.EVENT) is not None]
             errors.add(spec.loc.error("HLR027", f"cannot group findings by '{name}'{did_you_mean(name, usable)}",
-                                      spec.key_nodes.get("by")))
+                                      spec.item_node("by", name)))
             continue
         getters.append(getter)
     return getters
