@@ -128,7 +128,8 @@ def _apply(rules: list[RuleSpec], settings: list[Setting], errors: Collector
             except ValueError as err:
                 errors.add(s.error("HLR070", str(err)))
                 continue
-            if not hit:
+            if not hit and not any(ch in s.target for ch in "*?"):
+                # a glob may legitimately match nothing; a plain name is a typo
                 hint = did_you_mean(s.target, [*refs, *tags])
                 errors.add(_located(s, "HLR070", f"'{s.target}' matches no rule id, name or tag{hint}"))
                 continue
