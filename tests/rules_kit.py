@@ -74,3 +74,55 @@ def run(ruleset: RuleSet, *records: str, facts: dict | None = None, **kw: Any) -
     events, info, stacks = trace(*records, facts=facts)
     findings, _ = run_events(ruleset.enabled, events, info, stacks, **kw)
     return findings
+
+
+class MiniJsonlReader:
+    """A minimal reader of the canonical JSON Lines format for CLI tests, used
+    only while the real reader (engine/readers/canonical.py) is not on this
+    branch: header, then alloc/realloc/free/create/destroy/process records."""
+
+    name = "jsonl"
+    description = "canonical JSON Lines (test stand-in)"
+
+    def __init__(self, stream, path, options=None):
+        from heaplint.engine.events import TraceInfo
+
+        self.stream, self.path = stream, path
+        self.info = TraceInfo(path=path, format="jsonl")
+        self.stacks: dict = {}
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head.lstrip().startswith(b'{"format":"heaplint-trace"')
+
+    def events(self):
+        import json
+
+        from heaplint.engine.events import KIND_BY_NAME, SOURCE_BY_NAME, TIME_UNITS_NS, HeapEvent
+
+        lines = iter(self.stream)
+        header = json.loads(next(lines))
+        unit = TIME_UNITS_NS[header.get("time_unit", "ns")]
+
+        def num(v):
+            return int(v, 16) if isinstance(v, str) else int(v or 0)
+
+        for i, raw in enumerate(lines):
+            rec = json.loads(raw)
+            yield HeapEvent(
+                kind=int(KIND_BY_NAME[rec["kind"]]), time=int(rec["time"]) * unit, pid=int(rec["pid"]),
+                tid=int(rec.get("tid", 0)), heap=num(rec.get("heap")), address=num(rec.get("address")),
+                size=int(rec.get("size", 0)), old_address=num(rec.get("old_address")), old_size=rec.get("old_size"),
+                source=int(SOURCE_BY_NAME[rec.get("source", "UNKNOWN")]), image=rec.get("image"), index=i,
+                line=i + 2,
+            )
+
+
+def jsonl(path: Path, *records: dict) -> str:
+    """Write a canonical JSONL trace; return its path."""
+    import json
+
+    lines = [json.dumps({"format": "heaplint-trace", "version": 1, "time_unit": "ns"}, separators=(",", ":"))]
+    lines += [json.dumps(r) for r in records]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
