@@ -21,9 +21,9 @@ from heaplint.engine.units import parse_duration
 from heaplint.rules.compiler import Named
 from heaplint.rules.diagnostics import Collector, did_you_mean
 from heaplint.rules.expr import Expression, parse
-from heaplint.rules.minitrace import MiniTrace
+from heaplint.rules.minitrace import parse_examples
 from heaplint.rules.model import (
-    DEDUP_MODES, END_SCOPES, Example, ListSpec, Location, MacroSpec, RuleFiles, RuleSpec,
+    DEDUP_MODES, END_SCOPES, ListSpec, Location, MacroSpec, RuleFiles, RuleSpec,
 )
 from heaplint.rules.params import parse_params
 from heaplint.rules.yamlsrc import YamlFile, YList, YMap, load_yaml, read_source
@@ -34,7 +34,6 @@ RULE_KEYS = (
 )
 MACRO_KEYS = ("macro", "expr", "description")
 LIST_KEYS = ("list", "items", "description")
-EXAMPLE_KEYS = ("name", "expect", "severity", "message", "params", "facts", "realloc_mode", "trace")
 ID_RE = re.compile(r"^[A-Z][A-Z0-9_-]{1,31}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -315,7 +314,7 @@ def _rule(yfile: YamlFile, doc: YMap, node: Node, label: str, errors: Collector)
     if not isinstance(enabled, bool):
         errors.add(yfile.error("HLR003", "enabled must be true or false", _vnode(doc, "enabled")))
     params = parse_params(yfile, doc["params"], _vnode(doc, "params"), errors) if "params" in doc else {}
-    examples = _examples(yfile, doc, errors)
+    examples = parse_examples(yfile, doc, errors)
     # a rule with schema errors is still compiled, so that its expression
     # errors are reported in the same run (the load fails either way)
     if rid is None or name is None or when is None:
@@ -329,61 +328,6 @@ def _rule(yfile: YamlFile, doc: YMap, node: Node, label: str, errors: Collector)
         dedup=dedup or "per-group", cooldown=cooldown, max_groups=max_groups, examples=examples, source=label,
         loc=Location(yfile, node), key_nodes={k: v[0] for k, v in doc.nodes.items()},
         value_nodes={k: v[1] for k, v in doc.nodes.items()},
-    )
-
-
-def _examples(yfile: YamlFile, doc: YMap, errors: Collector) -> list[Example]:
-    if "examples" not in doc:
-        return []
-    raw = doc["examples"]
-    if not isinstance(raw, YList):
-        errors.add(yfile.error("HLR060", "'examples' must be a list", _vnode(doc, "examples")))
-        return []
-    out = []
-    for n, (ex, node) in enumerate(zip(raw, raw.nodes), 1):
-        if not isinstance(ex, YMap):
-            errors.add(yfile.error("HLR060", "an example is a mapping with 'expect' and 'trace'", node))
-            continue
-        try:
-            out.append(_example(yfile, ex, node, n))
-        except RuleError as err:
-            errors.add(err)
-    return out
-
-
-def _example(yfile: YamlFile, ex: YMap, node: Node, n: int) -> Example:
-    for key in ex:
-        if key not in EXAMPLE_KEYS:
-            hint = did_you_mean(key, EXAMPLE_KEYS) or f"; known keys: {', '.join(EXAMPLE_KEYS)}"
-            raise yfile.error("HLR060", f"unknown example key '{key}'{hint}", ex.nodes[key][0], len(key))
-    if "trace" not in ex or "expect" not in ex:
-        raise yfile.error("HLR060", "an example needs 'expect' (findings, 0 = must not fire) and 'trace'", node)
-    expect = ex["expect"]
-    if not isinstance(expect, int) or isinstance(expect, bool) or expect < 0:
-        raise yfile.error("HLR060", "'expect' is the number of findings (0 = must not fire)", ex.nodes["expect"][1])
-    trace = MiniTrace(yfile)
-    trace.add_items(ex["trace"], ex.nodes["trace"][1])
-    facts = ex.get("facts")
-    if facts is not None and not isinstance(facts, YMap):
-        raise yfile.error("HLR060", "'facts' must be a mapping", ex.nodes["facts"][1])
-    info = trace.info(facts, ex.nodes["facts"][1] if facts is not None else None)
-    severity = None
-    if "severity" in ex:
-        try:
-            severity = Severity.parse(str(ex["severity"]))
-        except ValueError as err:
-            raise yfile.error("HLR060", str(err), ex.nodes["severity"][1]) from None
-    params = ex.get("params", {})
-    if not isinstance(params, dict):
-        raise yfile.error("HLR060", "'params' must be a mapping", ex.nodes["params"][1])
-    mode = str(ex.get("realloc_mode", "auto"))
-    if mode not in ("auto", "standalone", "paired"):
-        raise yfile.error("HLR060", "realloc_mode is auto, standalone or paired", ex.nodes["realloc_mode"][1])
-    line = node.start_mark.line + 1
-    return Example(
-        name=str(ex.get("name", f"example {n}")), expect=expect, events=trace.events, info=info, stacks=trace.stacks,
-        severity=severity, message=str(ex["message"]) if "message" in ex else None, params=dict(params),
-        realloc_mode=mode, source=f"{yfile.source.path}:{line}", lines=trace.lines,
     )
 
 

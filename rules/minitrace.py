@@ -25,8 +25,10 @@ from yaml.nodes import Node, ScalarNode
 
 from heaplint.engine.errors import RuleError
 from heaplint.engine.events import KIND_BY_NAME, SOURCE_BY_NAME, HeapEvent, Kind, ProcessFacts, TraceInfo
-from heaplint.rules.diagnostics import error_at
+from heaplint.engine.findings import Severity
+from heaplint.rules.diagnostics import Collector, did_you_mean, error_at
 from heaplint.rules.literals import LiteralError, parse_int, parse_unit
+from heaplint.rules.model import Example
 from heaplint.rules.yamlsrc import YamlFile, YList, YMap, scalar_offsets
 
 MAX_EVENTS = 100_000
@@ -215,3 +217,62 @@ class MiniTrace:
                 end_seen=facts.get("end_seen"),
             )
         return info
+
+
+EXAMPLE_KEYS = ("name", "expect", "severity", "message", "params", "facts", "realloc_mode", "trace")
+
+
+def parse_examples(yfile: YamlFile, doc: YMap, errors: Collector) -> list[Example]:
+    """The ``examples:`` of a rule document (errors collected)."""
+    if "examples" not in doc:
+        return []
+    raw = doc["examples"]
+    if not isinstance(raw, YList):
+        errors.add(yfile.error("HLR060", "'examples' must be a list", doc.nodes["examples"][1]))
+        return []
+    out = []
+    for n, (ex, node) in enumerate(zip(raw, raw.nodes), 1):
+        if not isinstance(ex, YMap):
+            errors.add(yfile.error("HLR060", "an example is a mapping with 'expect' and 'trace'", node))
+            continue
+        try:
+            out.append(_example(yfile, ex, node, n))
+        except RuleError as err:
+            errors.add(err)
+    return out
+
+
+def _example(yfile: YamlFile, ex: YMap, node: Node, n: int) -> Example:
+    for key in ex:
+        if key not in EXAMPLE_KEYS:
+            hint = did_you_mean(key, EXAMPLE_KEYS) or f"; known keys: {', '.join(EXAMPLE_KEYS)}"
+            raise yfile.error("HLR060", f"unknown example key '{key}'{hint}", ex.nodes[key][0], len(key))
+    if "trace" not in ex or "expect" not in ex:
+        raise yfile.error("HLR060", "an example needs 'expect' (findings, 0 = must not fire) and 'trace'", node)
+    expect = ex["expect"]
+    if not isinstance(expect, int) or isinstance(expect, bool) or expect < 0:
+        raise yfile.error("HLR060", "'expect' is the number of findings (0 = must not fire)", ex.nodes["expect"][1])
+    trace = MiniTrace(yfile)
+    trace.add_items(ex["trace"], ex.nodes["trace"][1])
+    facts = ex.get("facts")
+    if facts is not None and not isinstance(facts, YMap):
+        raise yfile.error("HLR060", "'facts' must be a mapping", ex.nodes["facts"][1])
+    info = trace.info(facts, ex.nodes["facts"][1] if facts is not None else None)
+    severity = None
+    if "severity" in ex:
+        try:
+            severity = Severity.parse(str(ex["severity"]))
+        except ValueError as err:
+            raise yfile.error("HLR060", str(err), ex.nodes["severity"][1]) from None
+    params = ex.get("params", {})
+    if not isinstance(params, dict):
+        raise yfile.error("HLR060", "'params' must be a mapping", ex.nodes["params"][1])
+    mode = str(ex.get("realloc_mode", "auto"))
+    if mode not in ("auto", "standalone", "paired"):
+        raise yfile.error("HLR060", "realloc_mode is auto, standalone or paired", ex.nodes["realloc_mode"][1])
+    line = node.start_mark.line + 1
+    return Example(
+        name=str(ex.get("name", f"example {n}")), expect=expect, events=trace.events, info=info, stacks=trace.stacks,
+        severity=severity, message=str(ex["message"]) if "message" in ex else None, params=dict(params),
+        realloc_mode=mode, source=f"{yfile.source.path}:{line}", lines=trace.lines,
+    )

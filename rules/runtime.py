@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from heaplint.engine.events import HeapEvent, Kind, StackTable, TraceInfo
 from heaplint.engine.findings import Finding
 from heaplint.engine.replay import Replay, ReplayOptions
-from heaplint.engine.state import Anomaly, ProcessState
+from heaplint.engine.state import ANOMALY_KINDS, ProcessState
 from heaplint.rules.context import Ctx
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
@@ -77,8 +77,6 @@ class RuleRun:
                 if targets is None or k in targets:
                     plan[k].append(pair)
         self.plan = [tuple(p) for p in plan]
-        from heaplint.engine.state import ANOMALY_KINDS
-
         self.anomaly_plan = {a: tuple(by_anomaly.get(a, []) + any_anomaly) for a in ANOMALY_KINDS}
         self.anomaly_plan = {a: p for a, p in self.anomaly_plan.items() if p}
 

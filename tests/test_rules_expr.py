@@ -227,3 +227,52 @@ def test_deep_expressions_are_refused():
         compile_expr(" + ".join(["1"] * 200))
     assert info.value.code == "HLR028"
     assert compile_expr(" + ".join(["1"] * 50)).value == 50
+
+
+def test_comparisons_do_not_chain():
+    with pytest.raises(RuleError) as info:
+        compile_expr("1 < size < 10")
+    assert info.value.code == "HLR020"
+
+
+# --- property: the compiler agrees with Python on random expressions ------------
+# Python's precedence for these operators is the language's, so Python itself is
+# the reference model (eval of generated test text, never of rule files).
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _maybe_paren(text_strategy):
+    return st.builds(lambda t, p: f"({t})" if p else t, text_strategy, st.booleans())
+
+
+def _arith(depth: int):
+    leaf = st.integers(0, 50).map(str)
+    if depth == 0:
+        return leaf
+    sub = _arith(depth - 1)
+    return st.one_of(leaf, _maybe_paren(st.builds(lambda a, op, b: f"{a} {op} {b}", sub, st.sampled_from("+-*"), sub)),
+                     st.builds(lambda a: f"-{a}", leaf))
+
+
+def _cond(depth: int):
+    cmp = st.builds(lambda a, op, b: f"{a} {op} {b}", _arith(2), st.sampled_from(["<", "==", ">=", "!="]), _arith(2))
+    if depth == 0:
+        return cmp
+    sub = _cond(depth - 1)
+    return st.one_of(
+        cmp,
+        _maybe_paren(st.builds(lambda a, w, b: f"{a} {w} {b}", sub, st.sampled_from(["and", "or"]), sub)),
+        st.builds(lambda a: f"not ({a})", sub),
+        st.builds(lambda a: f"not {a}", cmp),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(_cond(3))
+def test_compiled_values_match_python(text):
+    expected = eval(text, {"__builtins__": {}})  # noqa: S307 - generated arithmetic only
+    c = compile_expr(text)
+    assert c.const and c.value == expected, text
+    again = compile_expr(c.text)  # the canonical form means the same
+    assert again.value == expected and again.text == c.text
