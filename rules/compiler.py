@@ -25,7 +25,10 @@ from heaplint.rules.literals import LiteralError, canonical, parse_float, parse_
 from heaplint.rules.operators import build_call_or_aggregate, compile_operator
 
 Fn = Callable[[Any], Any]
-ALL_KINDS = None  # "any kind" in kind sets
+#: names people reach for that the language spells differently
+_SPELLINGS = {"op": "kind", "operation": "kind", "addr": "address", "len": "size", "length": "size",
+              "thread": "tid", "process": "pid", "tag": "kind", "null": "0", "none": "0", "True": "true",
+              "False": "false"}
 
 
 @dataclass(slots=True)
@@ -242,7 +245,8 @@ class Compiler:
         if name in R.FUNCTIONS or name in R.AGGREGATES:
             raise self.error("HLR021", f"'{name}' is a function: call it as {name}(...)", tok)
         candidates = [*R.FIELDS, *R.CONSTANTS, *env.lets, *env.macros, *env.lists]
-        raise self.error("HLR021", f"unknown name '{name}'{did_you_mean(name, candidates)}", tok)
+        hint = f" (did you mean '{_SPELLINGS[name]}'?)" if name in _SPELLINGS else did_you_mean(name, candidates)
+        raise self.error("HLR021", f"unknown name '{name}'{hint}", tok)
 
     def _expand(self, named: Named, what: str, cache: bool = False) -> Compiled:
         key = (named.name, self.scope + ("/agg" if self.in_aggregate else ""))

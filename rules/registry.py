@@ -230,7 +230,8 @@ _ANOMALY_DOCS = {
     st.DESTROY_WITH_LIVE_BLOCKS: "HeapDestroy while blocks are live",
     st.UNKNOWN_HEAP: "first event on a heap whose creation is not in the trace",
     st.HANDLE_REUSE: "HeapCreate returned the handle of a heap that is still live",
-    st.OUT_OF_ORDER: "event out of order beyond the reorder window",
+    st.OUT_OF_ORDER: "event out of order beyond the reorder window (counted in trace quality: use the "
+                     "out_of_order field of trace end rules; event rules never see it)",
     st.INVALID_SOURCE: "record whose Source is INVALID (MEMORY_FROM_INVALID)",
 }
 

@@ -276,3 +276,10 @@ def test_compiled_values_match_python(text):
     assert c.const and c.value == expected, text
     again = compile_expr(c.text)  # the canonical form means the same
     assert again.value == expected and again.text == c.text
+
+
+@pytest.mark.parametrize("word, hint", [("op", "kind"), ("addr", "address"), ("True", "true")])
+def test_common_misspellings_get_hints(word, hint):
+    with pytest.raises(RuleError) as info:
+        compile_expr(f"{word} == {word}")
+    assert f"did you mean '{hint}'" in info.value.message
