@@ -74,7 +74,7 @@ def analyze_trace(
         replay = Replay(replay_options or ReplayOptions(), on_process_end=run.on_process_end)
         run.attach(replay)
         replay.run(guarded_events(reader), run.on_event)
-        findings = run.finish()
+        findings = run.finish(reader.stacks)
     findings.sort(key=Finding.sort_key)
     info = reader.info
     return TraceResult(

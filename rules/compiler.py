@@ -81,7 +81,7 @@ class Grouping:
     over: int | None
     by: tuple[str, ...]
     keys: list[Fn]
-    text: str
+    text: str  # "over 10s by heap, stack" as written
 
 
 @dataclass
@@ -289,22 +289,23 @@ class Compiler:
         length_text = ""
         if over is not None:
             dur = self.node(over)
-            if not dur.const or dur.type not in (T.DURATION, T.INT) or not isinstance(dur.value, int):
-                raise self.error("HLR027", f"window length must be a constant duration, not {dur.type}", over)
-            if dur.value <= 0 and dur.type == T.DURATION:
-                raise self.error("HLR027", "window length must be positive", over)
-            if dur.type == T.INT:
+            if dur.type in T.UNITLESS:
                 raise self.error("HLR024", "window length needs a unit, e.g. 10s", over)
+            if dur.type != T.DURATION or not dur.const or not isinstance(dur.value, int):
+                raise self.error("HLR027", f"window length must be a constant duration, not {dur.type}", over)
+            if dur.value <= 0:
+                raise self.error("HLR027", "window length must be positive", over)
             length, length_text = dur.value, dur.text
         names, keys = self._by_keys(by)
-        text = inner.paren(6) + (f" over {length_text}" if length else "")
-        text += f" by {', '.join(names)}" if names else ""
-        grouping = Grouping(length, tuple(names), keys, text)
+        window = " ".join(p for p in (f"over {length_text}" if length else "",
+                                      f"by {', '.join(names)}" if names else "") if p)
+        text = f"{inner.paren(6)} {window}" if window else inner.text
+        grouping = Grouping(length, tuple(names), keys, window)
         if env.grouping is None:
             env.grouping = grouping
         elif (env.grouping.over, env.grouping.by) != (grouping.over, grouping.by):
-            raise self.error("HLR027", f"all windowed parts of a rule must share one window; the first was "
-                             f"'{env.grouping.text.split(' over ')[-1]}'", tree)
+            raise self.error("HLR027", "all windowed parts of a rule must share one window; "
+                             f"the first was '{env.grouping.text}'", tree)
         return Compiled(inner.fn, inner.type, text, 5, inner.const, inner.value)
 
     def _by_keys(self, by: Tree | None) -> tuple[list[str], list[Fn]]:

@@ -104,8 +104,13 @@ class RuleRun:
         if self.end.rules:
             self.end.process_end(proc, time)
 
-    def finish(self) -> list[Finding]:
-        """Run trace end rules; return the findings (after the replay ended)."""
+    def finish(self, stacks: StackTable | None = None) -> list[Finding]:
+        """Run trace end rules; return the findings (after the replay ended).
+
+        ``stacks``: the reader's final stack table, in case it replaced the
+        table it started with (stack frames are resolved here, at report time)."""
+        if stacks is not None:
+            self.stacks = self.ctx.stacks = stacks
         assert self.replay is not None and self.ctx is not None
         self.end.trace_end(self.replay)
         notes = self.sink.notes()

@@ -283,3 +283,20 @@ def test_common_misspellings_get_hints(word, hint):
     with pytest.raises(RuleError) as info:
         compile_expr(f"{word} == {word}")
     assert f"did you mean '{hint}'" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "text, code, fragment",
+    [
+        ("count() over 10 by heap > 1", "HLR024", "needs a unit"),
+        ("count() over 10KiB by heap > 1", "HLR027", "constant duration"),
+        ("count() over time by heap > 1", "HLR027", "constant duration"),
+        ("count() over 0s by heap > 1", "HLR027", "positive"),
+        ("count() over 1s by heap, heap > 1", "HLR027", "listed twice"),
+        ("count() over 1s by lifetime > 1 and count() over 1s by heap > 1", "HLR027", "'over 1s by lifetime'"),
+    ],
+)
+def test_window_errors(text, code, fragment):
+    with pytest.raises(RuleError) as info:
+        compile_expr(text, agg_mode="window", inner_scope=R.EVENT)
+    assert info.value.code == code and fragment in info.value.message
