@@ -25,6 +25,11 @@ from heaplint.rules.literals import LiteralError, canonical, parse_float, parse_
 from heaplint.rules.operators import build_call_or_aggregate, compile_operator
 
 Fn = Callable[[Any], Any]
+#: most syntax-tree nodes a rule may compile to, macros and lets expanded (a
+#: chain of macros that each use the previous one twice would otherwise grow
+#: exponentially, at compile time and at every event)
+MAX_COST = 20_000
+
 #: names people reach for that the language spells differently
 _SPELLINGS = {"op": "kind", "operation": "kind", "addr": "address", "len": "size", "length": "size",
               "thread": "tid", "process": "pid", "tag": "kind", "null": "0", "none": "0", "True": "true",
@@ -111,7 +116,8 @@ class Compiler:
         self.scope = env.scope
         self.in_aggregate = False
         self._expanding: list[str] = []
-        self._let_cache: dict[tuple[str, str], Compiled] = {}
+        self._cache: dict[tuple[str, str], tuple[Compiled, int]] = {}
+        self.cost = 0  # nodes compiled so far, expansions counted in full
 
     # --- entry points -----------------------------------------------------------
     def compile(self, expr: Expression, tree: Tree, expect: str | None = T.BOOL, what: str = "expression") -> Compiled:
@@ -141,10 +147,17 @@ class Compiler:
     def node(self, tree: Tree | Token) -> Compiled:
         if isinstance(tree, Token):  # pragma: no cover - the grammar wraps every token
             raise self.error("HLR020", f"unexpected '{tree}'", tree)
+        self._charge(1, tree)
         handler = getattr(self, "_" + tree.data, None)
         if handler is not None:
             return handler(tree)
         return compile_operator(self, tree)
+
+    def _charge(self, amount: int, where: Tree | Token | None) -> None:
+        self.cost += amount
+        if self.cost > MAX_COST:
+            raise self.error("HLR028", f"rule too large: more than {MAX_COST:,} expression nodes once macros and "
+                             "let bindings are expanded", where)
 
     # --- literals -----------------------------------------------------------------
     def _literal(self, tree: Tree, make: Callable[[str], tuple[str, Any]]) -> Compiled:
@@ -217,9 +230,9 @@ class Compiler:
         name = str(tok)
         env = self.env
         if name in env.lets:
-            return self._expand(env.lets[name], "let binding", cache=True)
+            return self._expand(env.lets[name], "let binding", tok)
         if name in env.macros:
-            return self._expand(env.macros[name], "macro")
+            return self._expand(env.macros[name], "macro", tok)
         if name in env.lists:
             return env.lists[name]
         grouping = env.grouping
@@ -248,21 +261,25 @@ class Compiler:
         hint = f" (did you mean '{_SPELLINGS[name]}'?)" if name in _SPELLINGS else did_you_mean(name, candidates)
         raise self.error("HLR021", f"unknown name '{name}'{hint}", tok)
 
-    def _expand(self, named: Named, what: str, cache: bool = False) -> Compiled:
-        key = (named.name, self.scope + ("/agg" if self.in_aggregate else ""))
-        if cache and key in self._let_cache:
-            return self._let_cache[key]
+    def _expand(self, named: Named, what: str, tok: Token) -> Compiled:
+        """A macro or let reference: compiled once per scope, charged in full
+        at every use (each use runs it)."""
+        key = (what + ":" + named.name, self.scope + ("/agg" if self.in_aggregate else ""))
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._charge(cached[1], tok)
+            return cached[0]
         if named.name in self._expanding:
             chain = " -> ".join([*self._expanding, named.name])
             raise self.error("HLR030", f"{what} '{named.name}' refers to itself ({chain})", None)
         self._expanding.append(named.name)
+        before = self.cost
         try:
             inner = self.compile(named.expr, named.tree, expect=None)
         finally:
             self._expanding.pop()
         out = Compiled(inner.fn, inner.type, named.name, 9, inner.const, inner.value, inner.kinds, inner.anomalies)
-        if cache:
-            self._let_cache[key] = out
+        self._cache[key] = (out, self.cost - before)
         return out
 
     # --- calls, windows ---------------------------------------------------------------

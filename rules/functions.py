@@ -149,7 +149,12 @@ def _stack_has(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:
 def _frame(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:
     frames = _frames(scope)
     (i,) = args
-    return lambda c: fs[n] if 0 <= (n := int(i(c))) < len(fs := frames(c)) else ""
+    def frame(c: Ctx) -> str:
+        n = i(c)
+        fs = frames(c)
+        return fs[n] if type(n) is int and 0 <= n < len(fs) else ""
+
+    return frame
 
 
 def _top_frame(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:

@@ -31,7 +31,10 @@ def parse_int(text: str, base: int = 10) -> int:
         digits = digits[2:]
     if len(digits) > MAX_DIGITS:
         raise LiteralError(f"number with {len(digits)} digits; at most {MAX_DIGITS} are allowed")
-    value = int(digits, base)
+    try:
+        value = int(digits, base)
+    except ValueError:
+        raise LiteralError(f"malformed number '{text}'") from None
     if value >= MAX_INT:
         raise LiteralError("number does not fit in 64 bits")
     return value

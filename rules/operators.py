@@ -174,13 +174,24 @@ def _kind_sets(out: "Compiled", op: str, a: "Compiled", b: "Compiled") -> None:
                 out.anomalies = s
 
 
+#: products of integers wider than this are computed in floating point, so a
+#: rule cannot build numbers of millions of digits by repeated squaring
+_MAX_PRODUCT_BITS = 256
+
+
+def _mul(x, y):
+    if type(x) is int and type(y) is int and x.bit_length() + y.bit_length() > _MAX_PRODUCT_BITS:
+        return float(x) * float(y)
+    return x * y
+
+
 def _arith(op: str, fa, fb):
     if op == "+":
         return lambda c: fa(c) + fb(c)
     if op == "-":
         return lambda c: fa(c) - fb(c)
     if op == "*":
-        return lambda c: fa(c) * fb(c)
+        return lambda c: _mul(fa(c), fb(c))
     if op == "/":  # division by zero gives 0: a rule must never crash a run
         return lambda c: (fa(c) / d) if (d := fb(c)) else 0
     return lambda c: (fa(c) % d) if (d := fb(c)) else 0

@@ -63,3 +63,21 @@ def test_random_expressions_fail_cleanly(tokens):
             compile_expr(" ".join(tokens), scope=scope, params={"p": ("int", 1)}, **env)
         except RuleError as err:
             assert err.code
+
+
+RECORD_TOKENS = ["alloc", "realloc", "free", "create", "destroy", "start", "end", "0x1000", "0xI1", "16", "->",
+                 "t=+1ms", "t=", "pid=2", "heap=0x", "source=LFH", "source=", "stack=a;b", "i*2", "1+", "x=1", "=",
+                 "64KiB", "1.5", "0x", "9" * 40]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(RECORD_TOKENS), min_size=1, max_size=6))
+def test_random_minitrace_records_fail_cleanly(tokens):
+    from rules_kit import trace
+
+    from heaplint.engine.errors import RuleError
+
+    try:
+        trace(" ".join(tokens))
+    except RuleError as err:
+        assert err.code == "HLR060"

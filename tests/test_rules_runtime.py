@@ -318,3 +318,15 @@ def test_window_min_max_sum_match_reference(tmp_path_factory, items):
         inside = [s for tt, s in items[: i + 1] if tt // width > t // width - BUCKETS]
         values = dict(zip([a.name for a in rule.aggs], ws.values(g)))
         assert values == {"max": max(inside), "min": min(inside), "sum": sum(inside)}
+
+
+def test_repeated_squaring_stays_cheap(tmp_path):
+    """Numbers cannot grow without bound: wide integer products turn into floats."""
+    import time as _time
+
+    docs = ["macro: p0\nexpr: index + 3\n"] + [f"macro: p{i}\nexpr: p{i - 1} * p{i - 1}\n" for i in range(1, 11)]
+    docs.append("id: N001\nname: squares\nwhen: kind == alloc and p10 > 1\nmessage: '{p10}'\n")
+    rs = load(tmp_path, "---\n".join(docs))
+    start = _time.perf_counter()
+    (f,) = run(rs, "alloc 0x1000 8")
+    assert f.message == "inf" and _time.perf_counter() - start < 5
