@@ -157,7 +157,7 @@ def test_cli_overrides_are_usage_errors(tmp_path):
     assert [e.code for e in errs] == ["HLR041"] and "did you mean 'limit'" in errs[0].message
     assert isinstance(errs[0], HeaplintError) and errs[0].path == "--param"
     errs = errors_of(tmp_path, OK + "params: {limit: 5}\n", params={"T001.limit": "lots"})
-    assert "not a valid int" in errs[0].message
+    assert "malformed number 'lots'" in errs[0].message
     errs = errors_of(tmp_path, OK, params={"T009.limit": "1"})
     assert "no rule 'T009'" in errs[0].message
     errs = errors_of(tmp_path, OK, enable=["nothing"])
