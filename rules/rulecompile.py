@@ -50,6 +50,8 @@ class CompiledRule:
     uses_anomaly: bool = False
     kinds: frozenset | None = None
     anomalies: frozenset | None = None
+    #: canonical text of the let bindings and of the severity/confidence conditions (for explain)
+    texts: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -128,6 +130,7 @@ def compile_rule(
     comp = Compiler(env)
     when = message = None
     evidence: list = []
+    texts: dict[str, str] = {}
     try:
         when = comp.compile(spec.when.expr, spec.when.tree, what="when:")
     except RuleError as err:
@@ -140,6 +143,7 @@ def compile_rule(
         try:
             c = comp.compile(named.expr, named.tree, expect=None)
             evidence.append((name, c.type, c.fn))
+            texts[f"let {name}"] = c.text
         except RuleError as err:
             if not any(e is err or str(e) == str(err) for e in errors.errors):
                 errors.add(err)
@@ -162,7 +166,7 @@ def compile_rule(
         getters = _event_by(spec, by, env.uses_anomaly, errors)
     elif env.grouping is not None:
         by, getters = env.grouping.by, env.grouping.keys
-    severity_when, confidence_low = _coverage_conditions(spec, typed, macros, lists, errors)
+    severity_when, confidence_low = _coverage_conditions(spec, typed, macros, lists, errors, texts)
     if len(errors.errors) > before:
         return None
     if trigger == WINDOW_RULE:
@@ -181,7 +185,7 @@ def compile_rule(
         severity=severity or spec.severity, severity_when=[] if severity else severity_when,
         confidence=spec.confidence, confidence_low=confidence_low, message=message, evidence=evidence,
         by=by, by_getters=getters, aggs=list(env.aggs), grouping=env.grouping, uses_anomaly=env.uses_anomaly,
-        kinds=kinds, anomalies=when.anomalies if env.uses_anomaly else None,
+        kinds=kinds, anomalies=when.anomalies if env.uses_anomaly else None, texts=texts,
     )
 
 
@@ -201,19 +205,24 @@ def _event_by(spec: RuleSpec, by: tuple[str, ...], anomaly: bool, errors: Collec
     return getters
 
 
-def _coverage_conditions(spec, typed, macros, lists, errors):
+def _coverage_conditions(spec, typed, macros, lists, errors, texts):
+    """Severity and confidence conditions, compiled in coverage scope."""
     comp = Compiler(Env(R.COVERAGE, typed, macros, lists))
     severity_when = []
     for level, named in spec.severity_when:
         try:
-            severity_when.append((level, comp.compile(named.expr, named.tree, what=f"severity '{level.label}' condition").fn))
+            c = comp.compile(named.expr, named.tree, what=f"severity '{level.label}' condition")
+            severity_when.append((level, c.fn))
+            texts[f"{level.label} when"] = c.text
         except RuleError as err:
             errors.add(err)
     confidence_low = None
     if spec.confidence_low is not None:
         try:
             named = spec.confidence_low
-            confidence_low = comp.compile(named.expr, named.tree, what="confidence condition").fn
+            c = comp.compile(named.expr, named.tree, what="confidence condition")
+            confidence_low = c.fn
+            texts["low confidence when"] = c.text
         except RuleError as err:
             errors.add(err)
     return severity_when, confidence_low

@@ -95,6 +95,9 @@ def run_explain(args: argparse.Namespace) -> int:
             default = canonical(p.type, p.default, R.ENUM_NAMES)
             changed = "" if value == default else f" (default {default})"
             out.append(f"    ${name}: {p.type} = {value}{changed}" + (f"  # {p.doc}" if p.doc else ""))
+    for label, text in r.texts.items():
+        out.append(f"  {label}:")
+        out.append(f"    {text}")
     out.append("  when:")
     out.append(f"    {r.when.text}")
     if spec.description:
