@@ -70,7 +70,8 @@ def annotation(f: Finding, options: ReportOptions) -> str:
 def md(text: object) -> str:
     """A value safe in a Markdown table cell: HTML-escaped, Markdown
     punctuation backslash-escaped, newlines as ``<br>``."""
-    escaped = html.escape(str(text), quote=True)
+    raw = "".join(ch if ch.isprintable() or ch in "\r\n" else repr(ch)[1:-1] for ch in str(text))
+    escaped = html.escape(raw, quote=True)
     escaped = _MD_SPECIAL.sub(r"\\\1", escaped)
     return escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
