@@ -171,7 +171,7 @@ def apply_baseline(result: AnalysisResult, baseline: Baseline) -> AnalysisResult
     """A copy of ``result`` where findings recorded in the baseline move to
     ``baseline.unchanged``, the rest are marked ``new``, and unmatched entries
     are listed as ``baseline.absent``.  Suppressed findings still count as
-    present (they are not reported absent), but are not moved.  O(findings)."""
+    present (they are not reported absent) and get a state, but stay suppressed.  O(findings)."""
     pending: dict[str, list[BaselineEntry]] = defaultdict(list)
     for entry in baseline.entries:
         pending[entry.fingerprint].append(entry)
@@ -188,13 +188,16 @@ def apply_baseline(result: AnalysisResult, baseline: Baseline) -> AnalysisResult
             else:
                 kept.append(dataclasses.replace(f, baseline_state="new"))
         traces.append(dataclasses.replace(trace, findings=kept))
+    suppressed = []
     for s in result.suppressed:
         queue = pending.get(effective_fingerprint(s.finding))
+        state = "unchanged" if queue else "new"
         if queue:
             queue.pop(0)
+        suppressed.append(dataclasses.replace(s, finding=dataclasses.replace(s.finding, baseline_state=state)))
     for fp in sorted(pending):
         summary.absent.extend(e.as_finding() for e in pending[fp])
     summary.unchanged.sort(key=Finding.sort_key)
     summary.absent.sort(key=Finding.sort_key)
-    return dataclasses.replace(result, traces=traces, baseline=summary)
+    return dataclasses.replace(result, traces=traces, suppressed=suppressed, baseline=summary)
 
