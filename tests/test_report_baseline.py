@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -148,3 +149,34 @@ def test_new_unchanged_absent_agree_with_multiset_arithmetic(old, new):
     assert Counter(f.fingerprint for f in out.findings) == n - o
     assert Counter(f.fingerprint for f in out.baseline.unchanged) == n & o
     assert Counter(f.fingerprint for f in out.baseline.absent) == o - n
+
+
+def test_baseline_command_writes_the_file(tmp_path):
+    from heaplint.engine.commands.baseline import write_baseline_file
+
+    out = tmp_path / "heaplint-baseline.json"
+    stderr = io.StringIO()
+    assert write_baseline_file(sample_result(), str(out), stderr=stderr) == 0
+    assert out.read_bytes() == render_baseline(sample_result())
+    assert "recorded 5 finding(s) from 2 trace(s)" in stderr.getvalue()
+
+
+def test_baseline_command_refuses_a_run_with_errors(tmp_path):
+    from heaplint.engine.commands.baseline import write_baseline_file
+
+    out = tmp_path / "heaplint-baseline.json"
+    out.write_text("previous")
+    result = sample_result()
+    result.errors.append("traces/app.etl: truncated")
+    stderr = io.StringIO()
+    assert write_baseline_file(result, str(out), stderr=stderr) == 2
+    assert out.read_text() == "previous" and "baseline not written" in stderr.getvalue()
+
+
+def test_cli_baseline_create_on_a_missing_trace_exits_2(tmp_path, capsys):
+    from heaplint.engine.cli import main
+
+    code = main(["baseline", "create", str(tmp_path / "missing.etl"), "-o", str(tmp_path / "b.json")])
+    assert code == 2  # no trace (or, in a build without the rule engine, no analyze): never a baseline
+    assert not (tmp_path / "b.json").exists()
+    assert capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -281,3 +282,22 @@ def test_display_paths_are_relative_to_the_base_dir(tmp_path):
         assert json.loads(render("json", result))["traces"][0]["path"] == "sub/t.etl"
     finally:
         os.chdir(cwd)
+
+
+def test_top_stacks_merge_finding_stacks_and_evidence_stacks():
+    from heaplint.engine.reports.html import stack_totals
+
+    result = sample_result()
+    growth = dataclasses.replace(
+        result.traces[1].findings[0],
+        rule_id="HL030", rule_name="heap-growth", stack=None,
+        evidence={"stacks": [
+            {"frames": ["svc!Worker::Run+0x44", "svc!main+0x8"], "bytes": 5000, "count": 7},
+            {"frames": ["svc!Other+0x1"], "bytes": 10, "count": 1},
+            {"frames": "not a list"},
+        ]},
+    )
+    result.traces[1].findings.append(growth)
+    ranked = stack_totals(result)
+    assert ranked[0] == (("svc!Worker::Run+0x44", "svc!main+0x8"), 5640, 17, ["HL001 leak-at-exit", "HL030 heap-growth"])
+    assert ranked[1][0][0] == "app!Cache::Insert+0x2a" and ranked[-1] == (("svc!Other+0x1",), 10, 1, ["HL030 heap-growth"])

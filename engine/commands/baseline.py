@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TextIO
 
 from heaplint.engine.baseline import render_baseline
 from heaplint.engine.commands.common import add_trace_options
@@ -73,15 +74,21 @@ def analyze_for_baseline(args: argparse.Namespace) -> AnalysisResult:
 def run(args: argparse.Namespace) -> int:
     if args.baseline_command != "create":  # pragma: no cover - argparse enforces the choice
         raise UsageError(f"unknown baseline action '{args.baseline_command}'")
-    result = analyze_for_baseline(args)
-    if result.errors:  # a baseline of a trace that was not read whole would hide findings later
+    return write_baseline_file(analyze_for_baseline(args), args.output, quiet=args.quiet)
+
+
+def write_baseline_file(result: AnalysisResult, output: str, *, quiet: bool = False, stderr: TextIO | None = None) -> int:
+    """Write the baseline of ``result`` to ``output`` atomically; exit status.
+    Nothing is written when the analysis had errors (exit 2): a baseline of a
+    trace that was not read whole would hide findings later."""
+    err = stderr if stderr is not None else sys.stderr
+    if result.errors:
         for e in result.errors:
-            sys.stderr.write(f"heaplint: error: {e}\n")
-        sys.stderr.write(f"heaplint: baseline not written: {len(result.errors)} error(s)\n")
+            err.write(f"heaplint: error: {e}\n")
+        err.write(f"heaplint: baseline not written: {len(result.errors)} error(s)\n")
         return 2
-    data = render_baseline(result)
-    write_atomic(args.output, data)
-    if not args.quiet and args.output != "-":
+    write_atomic(output, render_baseline(result))
+    if not quiet and output != "-":
         n = len(result.findings) + len(result.suppressed)
-        sys.stderr.write(f"heaplint: recorded {n} finding(s) from {len(result.traces)} trace(s) in {args.output}\n")
+        err.write(f"heaplint: recorded {n} finding(s) from {len(result.traces)} trace(s) in {output}\n")
     return 0

@@ -176,28 +176,54 @@ def chart_svg(points: list[tuple[int, int]], findings: list[Finding], title: str
     return "".join(svg)
 
 
-def _top_stacks(result: AnalysisResult, options: ReportOptions) -> list[str]:
-    """Stacks of findings (with a stack) ranked by outstanding bytes, then count."""
-    groups: dict[tuple[str, ...], list[Finding]] = defaultdict(list)
+def stack_totals(result: AnalysisResult) -> list[tuple[tuple[str, ...], int, int, list[str]]]:
+    """(stack, bytes, count, rules) per distinct stack, worst first.
+
+    Sources: a finding's own ``stack`` (its ``total_bytes`` and ``count``), and
+    ``evidence["stacks"]`` — a list of ``{"frames": [...], "bytes": n,
+    "count": n}`` that a rule may give (e.g. a leak rule's top stacks)."""
+    totals: dict[tuple[str, ...], list] = {}
+
+    def add(stack: tuple[str, ...], size: int, count: int, rule: str) -> None:
+        entry = totals.setdefault(stack, [0, 0, set()])
+        entry[0] += size
+        entry[1] += count
+        entry[2].add(rule)
+
     for f in result.findings:
-        if f.stack:
-            groups[f.stack].append(f)
+        rule = f"{f.rule_id} {f.rule_name}"
+        listed = f.evidence.get("stacks") if f.evidence else None
+        if isinstance(listed, (list, tuple)):
+            for item in listed:
+                frames = item.get("frames") if isinstance(item, dict) else None
+                if isinstance(frames, (list, tuple)) and frames:
+                    size, count = item.get("bytes", 0), item.get("count", 1)
+                    add(
+                        tuple(str(fr) for fr in frames),
+                        size if isinstance(size, int) else 0,
+                        count if isinstance(count, int) else 1,
+                        rule,
+                    )
+        elif f.stack:
+            add(f.stack, f.total_bytes, f.count, rule)
+    ranked = [(stack, v[0], v[1], sorted(v[2])) for stack, v in totals.items()]
+    ranked.sort(key=lambda r: (-r[1], -r[2], r[0]))
+    return ranked
+
+
+def _top_stacks(result: AnalysisResult, options: ReportOptions) -> list[str]:
+    ranked = stack_totals(result)
     out = ["<h2>Top outstanding stacks</h2>"]
-    if not groups:
+    if not ranked:
         return out + ['<p class="muted">no finding carries an allocation stack</p>']
-    ranked = sorted(
-        groups.items(),
-        key=lambda kv: (-sum(f.total_bytes for f in kv[1]), -sum(f.count for f in kv[1]), kv[0]),
-    )
     out.append("<table><tr><th>Bytes</th><th>Blocks / occurrences</th><th>Rules</th><th>Stack</th></tr>")
-    for stack, found in ranked[:TOP_STACKS]:
-        rules = sorted({f"{f.rule_id} {f.rule_name}" for f in found})
+    for stack, size, count, rules in ranked[:TOP_STACKS]:
         frames = "".join(f"<pre>{esc(fr)}</pre>" for fr in stack[: options.max_frames])
         if len(stack) > options.max_frames:
             frames += f'<pre class="muted">... {len(stack) - options.max_frames} more frames</pre>'
         out.append(
-            f"<tr><td>{esc(format_size(sum(f.total_bytes for f in found)))}</td>"
-            f"<td>{sum(f.count for f in found):,}</td><td>{esc(', '.join(rules))}</td><td>{frames}</td></tr>"
+            f"<tr><td>{esc(format_size(size))}</td><td>{count:,}</td>"
+            f"<td>{esc(', '.join(rules))}</td><td>{frames}</td></tr>"
         )
     out.append("</table>")
     return out
