@@ -86,7 +86,7 @@ class Finding:
     @property
     def total_bytes(self) -> int:
         """The bytes this finding is about: ``evidence["bytes"]`` when the rule
-        put an integer there (leak rules do), else the sum of ``sizes``."""
+        put an integer there (leak rules should), else the sum of ``sizes``."""
         value = self.evidence.get("bytes") if self.evidence else None
         if isinstance(value, int) and not isinstance(value, bool):
             return value
