@@ -77,6 +77,10 @@ class XperfReader(TraceReader):
 
     name = "xperf"
     description = "text dump written by 'xperf -i trace.etl -o trace.txt -a dumper'"
+    #: how long (trace time) a heap event waits for its Stack rows
+    stack_window_ns = STACK_WINDOW_NS
+    #: at most this many heap events wait for stacks at once
+    stack_pending_max = STACK_PENDING_MAX
 
     def __init__(self, stream, path: str, options: ReaderOptions | None = None) -> None:
         super().__init__(stream, path, options)
@@ -89,7 +93,10 @@ class XperfReader(TraceReader):
         self._pending_start: dict[int, HeapEvent] = {}
         self._skipped: dict[str, int] = {}
         self._prev_record_line = 0
-        self._stacks = StackJoiner(StackInterner(self.stacks), self._ready, STACK_WINDOW_NS, STACK_PENDING_MAX)
+        self._line = ""  # the record row being decoded
+        self._stacks = StackJoiner(
+            StackInterner(self.stacks), self._ready, self.stack_window_ns, self.stack_pending_max
+        )
 
     # --- detection ---------------------------------------------------------
     @classmethod
@@ -127,6 +134,7 @@ class XperfReader(TraceReader):
             if "," not in line:
                 continue  # progress output and other chatter around the dump
             fields = split_fields(line)
+            self._line = line
             name = fields[0]
             if in_header or (len(fields) > 1 and normalise_label(fields[1]) == "timestamp"):
                 self._header_row(name, fields[1:], line_no)
@@ -356,8 +364,11 @@ class XperfReader(TraceReader):
                 number = int(f[no_i]) if no_i is not None else 0
                 frame = ""
                 if frame_i is not None and frame_i < len(f):
-                    # symbol names may hold commas: the last column takes the rest
-                    frame = ",".join(f[frame_i:]) if frame_is_last else f[frame_i]
+                    if frame_is_last and len(f) > frame_i + 1:
+                        # a symbol with commas: the last column takes the rest of the line
+                        frame = self._line.split(",", frame_i)[frame_i]
+                    else:
+                        frame = f[frame_i]
                 if not frame or frame.lower() in ("unknown", "?"):
                     frame = f[addr_i] if addr_i is not None else frame  # type: ignore[index]
             except (ValueError, IndexError) as err:

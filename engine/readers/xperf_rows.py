@@ -132,6 +132,8 @@ class StackJoiner:
         self.attached = 0
         self.orphans = 0
         self.forced = 0
+        #: the most events that ever waited at once
+        self.max_waiting = 0
 
     def add(self, ev: HeapEvent) -> None:
         """Queue one decoded event (heap or process) in file order."""
@@ -146,6 +148,8 @@ class StackJoiner:
         if ev.kind <= int(Kind.DESTROY):  # heap kinds; process records carry no stack
             self._by_key.setdefault((t, ev.tid), []).append(entry)
         self._release()
+        if len(self._fifo) > self.max_waiting:
+            self.max_waiting = len(self._fifo)
 
     def frame(self, time: int, tid: int, number: int, frame: str, line_no: int, contiguous: bool) -> None:
         """One Stack row.  ``contiguous``: the previous record row was a Stack row."""
