@@ -24,8 +24,9 @@ the allocation time passes them (memory: the blocks alive at that moment).
 Otherwise (unsorted rows, or stdin) every event goes through an external sort
 (:class:`~heaplint.engine.readers.spill.ExternalSorter`, at most
 ``sort_chunk`` events in memory, sorted runs in temporary files).  Both paths
-give the same order: by time, frees before allocations at equal times, then
-row order.
+give the same order: by time; at equal times frees of earlier allocations
+first, then allocations in row order, each directly followed by its own free
+when its lifetime is zero.
 """
 
 from __future__ import annotations
@@ -187,6 +188,9 @@ class WpaCsvReader(TraceReader):
                 while pending and pending[0][0] <= t:
                     yield pop(pending)[3]
                 yield alloc
+                if free is not None and free.time == t:
+                    yield free  # a zero-length lifetime ends right after its own start
+                    continue
             if free is not None:
                 push(pending, (free.time, 0, seq, free))
                 seq += 1
@@ -206,16 +210,18 @@ class WpaCsvReader(TraceReader):
                     continue
                 alloc, free = out
                 if alloc is not None:
-                    sorter.add((alloc.time, 1, seq, tuple(alloc)))
-                    seq += 1
+                    sorter.add((alloc.time, 1, seq, 0, tuple(alloc)))
                 if free is not None:
-                    sorter.add((free.time, 0, seq, tuple(free)))
-                    seq += 1
+                    if alloc is not None and free.time == alloc.time:
+                        sorter.add((free.time, 1, seq, 1, tuple(free)))  # right after its own alloc
+                    else:
+                        sorter.add((free.time, 0, seq, 0, tuple(free)))
+                seq += 1
             self.spilled_runs = sorter.runs
             self.max_in_memory = sorter.max_buffered
             make = HeapEvent._make
             for item in sorter.sorted():
-                yield make(item[3])
+                yield make(item[4])
         finally:
             sorter.close()
 
