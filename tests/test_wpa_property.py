@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,9 +81,14 @@ def test_lifetimes_become_the_expected_event_sequence(lifetimes, order, seekable
     class Reader(WpaCsvReader):
         sort_chunk = chunk
 
-    stream = io.BufferedReader(io.BytesIO(data)) if seekable else io.BufferedReader(_Pipe(data))
-    reader = Reader(stream, "<generated>")
-    events = list(reader.events())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "export.csv")
+        with open(path, "wb") as f:
+            f.write(data)
+        # a plain file can be read twice; a pipe cannot
+        with open(path, "rb") if seekable else io.BufferedReader(_Pipe(data)) as stream:
+            reader = Reader(stream, path)
+            events = list(reader.events())
     got = [(e.time, e.kind, e.pid, e.address, e.size, e.source) for e in events]
     assert got == [(t, k, p, a, s, src) for t, _, _, _, k, p, a, s, src in expected]
     assert reader.max_in_memory <= max(chunk, len(lifetimes))

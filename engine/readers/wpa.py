@@ -17,7 +17,7 @@ Columns are found by header name (aliases in ``COLUMNS``).  Times are seconds.
 
 **Order with bounded memory.**  Rows are not events in time order: a row's
 free comes long after its allocation.  When the input can be read twice (a
-file) a first pass checks that the rows are in AllocTime order and that no
+plain file, not a compressed or piped one) a first pass checks that the rows are in AllocTime order and that no
 free-only row goes back before the allocations already seen; if so the second
 pass streams, allocations in row order and frees from a min-heap released as
 the allocation time passes them (memory: the blocks alive at that moment).
@@ -32,6 +32,7 @@ when its lifetime is zero.
 from __future__ import annotations
 
 import csv
+import io
 import heapq
 import itertools
 from typing import Iterator
@@ -50,6 +51,19 @@ from heaplint.engine.readers.wpa_rows import (
 )
 
 _FIELD_LIMIT = 1 << 24  # stacks can make very long cells
+
+
+def _rewindable(stream) -> bool:
+    """Whether ``stream`` is a plain file that can be read a second time.
+
+    Only a buffered :class:`io.FileIO` qualifies: a gzip stream claims to be
+    seekable but its rewind needs the compressed file to seek, which the
+    input layer's byte counter does not, and a failed rewind would lose data."""
+    raw = getattr(stream, "raw", None)
+    try:
+        return isinstance(raw, io.FileIO) and raw.seekable()
+    except (OSError, ValueError):
+        return False
 
 
 class WpaCsvReader(TraceReader):
@@ -86,12 +100,7 @@ class WpaCsvReader(TraceReader):
         if csv.field_size_limit() < _FIELD_LIMIT:
             csv.field_size_limit(_FIELD_LIMIT)
         stream = self.stream
-        start = None
-        try:
-            if stream.seekable():
-                start = stream.tell()
-        except (OSError, ValueError, AttributeError):
-            start = None
+        start = stream.tell() if _rewindable(stream) else None
         text = text_stream(stream, newline="")
         if start is not None:
             in_order = self._in_order(self._rows(text, None))
@@ -110,7 +119,11 @@ class WpaCsvReader(TraceReader):
             yield from self._sorted(rows, decoder)
         self.info.notes.extend(decoder.notes())
         if self.order_mode == "sorted":
-            why = "rows were not in AllocTime order" if start is not None else "the input could not be read twice"
+            why = (
+                "rows were not in AllocTime order"
+                if start is not None
+                else "the input could not be read twice (compressed or piped)"
+            )
             self.info.notes.append(
                 f"{why}: events were sorted in bounded memory ({self.spilled_runs} temporary run(s))"
             )
