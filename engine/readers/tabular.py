@@ -80,6 +80,8 @@ _GROUPING = str.maketrans("", "", ",_ '\u00a0\u202f")
 
 def parse_count(text: str) -> int:
     """A non-negative integer: decimal (``1,024`` grouping allowed) or ``0x`` hex."""
+    if text.isdigit():  # the common case, without any copying
+        return int(text)
     t = text.strip().strip('"').translate(_GROUPING)
     if t[:2] in ("0x", "0X"):
         return int(t[2:], 16)
@@ -91,12 +93,20 @@ def parse_count(text: str) -> int:
 
 def parse_address(text: str) -> int:
     """An address or handle: ``0x`` hex, bare hex when it has hex letters, else decimal."""
+    if text[:2] in ("0x", "0X"):
+        try:
+            return int(text, 16)  # the common case; int() accepts the 0x prefix
+        except ValueError:
+            pass
     t = text.strip().strip('"').translate(_GROUPING)
     if t[:2] in ("0x", "0X"):
         return int(t[2:], 16)
     if t.isdigit():
         return int(t)
     return int(t, 16)
+
+
+_POW10 = [10**i for i in range(19)]
 
 
 def parse_decimal_ns(text: str, scale_digits: int) -> int:
@@ -106,6 +116,11 @@ def parse_decimal_ns(text: str, scale_digits: int) -> int:
     ``"1,234.5678"`` with scale 9 -> 1_234_567_800_000.  Negative values are
     accepted (events logged just before the trace origin).
     """
+    if text.isdigit():  # whole units: the common case for microsecond timestamps
+        return int(text) * _POW10[scale_digits]
+    whole, _, frac = text.partition(".")
+    if whole.isdigit() and frac.isdigit() and len(frac) <= scale_digits:  # plain "1.234567"
+        return int(whole) * _POW10[scale_digits] + int(frac) * _POW10[scale_digits - len(frac)]
     t = text.strip().strip('"').translate(_GROUPING)
     negative = t.startswith("-")
     if negative or t.startswith("+"):
@@ -121,6 +136,8 @@ def parse_decimal_ns(text: str, scale_digits: int) -> int:
 
 
 _PROCESS = re.compile(r"^(.*?)\s*\(\s*(-?\d+)\s*\)\s*$")
+_CACHE_MAX = 4096
+_process_cache: dict[str, tuple[str | None, int]] = {}
 
 
 def parse_process(text: str) -> tuple[str | None, int] | None:
@@ -129,11 +146,17 @@ def parse_process(text: str) -> tuple[str | None, int] | None:
     The name may contain spaces and may be quoted; the pid is the number in the
     last pair of parentheses.
     """
+    hit = _process_cache.get(text)
+    if hit is not None:
+        return hit
     m = _PROCESS.match(text.strip())
     if m is None:
         return None
     name = m.group(1).strip().strip('"').strip() or None
-    return name, int(m.group(2))
+    parsed = (name, int(m.group(2)))
+    if len(_process_cache) < _CACHE_MAX:  # a trace names few processes; bound it anyway
+        _process_cache[text] = parsed
+    return parsed
 
 
 _SOURCE_ALIASES: dict[str, int] = {
@@ -147,22 +170,32 @@ _SOURCE_ALIASES: dict[str, int] = {
 }
 
 
+_MAX_SOURCE = int(max(Source))
+_source_cache: dict[str, int] = {}
+
+
 def parse_source(text: str) -> int:
     """The ETW ``Source`` value from a number (``3``, ``0x3``) or a name
     (``MainPath``, ``LFH``, ``Low Fragmentation Heap``...).  ValueError otherwise."""
+    value = _source_cache.get(text)
+    if value is not None:
+        return value
     t = text.strip().strip('"')
     if t[:1].isdigit():
         value = parse_count(t)
-        if value > max(Source):
+        if value > _MAX_SOURCE:
             raise ValueError(f"unknown heap source value {value}")
-        return value
-    key = normalise_label(t)
-    if key.startswith("memoryfrom"):  # MEMORY_FROM_LOWFRAG and friends
-        key = key[len("memoryfrom") :]
-    try:
-        return _SOURCE_ALIASES[key]
-    except KeyError:
-        raise ValueError(f"unknown heap source '{t}'") from None
+    else:
+        key = normalise_label(t)
+        if key.startswith("memoryfrom"):  # MEMORY_FROM_LOWFRAG and friends
+            key = key[len("memoryfrom") :]
+        try:
+            value = _SOURCE_ALIASES[key]
+        except KeyError:
+            raise ValueError(f"unknown heap source '{t}'") from None
+    if len(_source_cache) < _CACHE_MAX:
+        _source_cache[text] = value
+    return value
 
 
 # --- stacks ----------------------------------------------------------------

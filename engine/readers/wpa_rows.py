@@ -69,7 +69,7 @@ def lifetime_times(fields: Sequence[str], type_i: int, alloc_i: int, free_i: int
     """``(type, alloc_ns, free_ns)`` of one row; the times its Type does not
     use are ``None``.  ValueError on an unknown Type or a missing/bad time."""
     raw = fields[type_i].strip()
-    cls = LIFETIME_TYPES.get(normalise_label(raw))
+    cls = LIFETIME_TYPES.get(raw.lower()) or LIFETIME_TYPES.get(normalise_label(raw))
     if cls is None:
         shown = f"'{raw}'" if raw else "an empty Type"
         raise ValueError(f"unknown lifetime Type {shown} (expected AIFI, AIFO, AOFI or AOFO)")
@@ -125,6 +125,8 @@ class RowDecoder:
         self.represented = 0
         self.realloc_rows = 0
         self.records = 0
+        #: exported cell text -> stack id; as many entries as distinct stacks
+        self.stack_of_cell: dict[str, int | None] = {}
         self.cols: dict[str, int] = {}
         self.header_len = 0
         self.header_line = 0
@@ -165,7 +167,10 @@ class RowDecoder:
                         self.aggregated += 1
                         self.represented += count
                 if "stack" in c:
-                    stack = self.interner.intern(parse_stack_cell(f[c["stack"]]))
+                    cell = f[c["stack"]]
+                    stack = self.stack_of_cell.get(cell, 0)
+                    if stack == 0:  # 0: not seen yet (None means an empty stack)
+                        stack = self.stack_of_cell[cell] = self.interner.intern(parse_stack_cell(cell))
             if "realloc" in c and f[c["realloc"]].strip().lower() in _TRUE:
                 self.realloc_rows += 1
         except (ValueError, IndexError) as err:

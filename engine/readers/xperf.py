@@ -61,6 +61,12 @@ STACK_PENDING_MAX = 100_000
 Decoder = Callable[[list[str], int], None]
 
 
+def _is_label(value: str) -> bool:
+    """Whether a row's second field is the ``TimeStamp`` label (a header row)
+    rather than a time value; the cheap first test keeps data rows fast."""
+    return bool(value) and not (value[0].isdigit() or value[0] == "-") and normalise_label(value) == "timestamp"
+
+
 class _Layout:
     """One header row: the event's column labels and where they were declared."""
 
@@ -136,7 +142,7 @@ class XperfReader(TraceReader):
             fields = split_fields(line)
             self._line = line
             name = fields[0]
-            if in_header or (len(fields) > 1 and normalise_label(fields[1]) == "timestamp"):
+            if in_header or (len(fields) > 1 and _is_label(fields[1])):
                 self._header_row(name, fields[1:], line_no)
                 self._prev_record_line = line_no
                 continue
