@@ -125,6 +125,8 @@ def parse_decimal_ns(text: str, scale_digits: int) -> int:
     negative = t.startswith("-")
     if negative or t.startswith("+"):
         t = t[1:]
+    if t in ("", "."):
+        raise ValueError(f"not a number: '{text.strip()}'")
     whole, _, frac = t.partition(".")
     if not whole:
         whole = "0"
