@@ -138,3 +138,14 @@ def test_any_column_order_and_spelling_gives_the_same_events(specs, layout_seed)
     events = list(reader.events())
     assert _key(events) == expected
     assert {p: reader.info.processes[p].image for p in {e.pid for e in events}} == {p: PROCS[p] for p in {e[2] for e in expected}}
+
+
+def test_console_entry_point_reports_a_missing_column_with_exit_2():
+    import subprocess
+    import sys
+
+    path = str(DATA / "xperf_missing_size.txt")
+    proc = subprocess.run([sys.executable, "-m", "heaplint.engine", "stats", path], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{path}:2: 'HeapAlloc' header row: no column for the requested size")
+    assert proc.stdout == ""
