@@ -240,3 +240,11 @@ def test_row_without_a_header_is_an_error(tmp_path):
     with pytest.raises(TraceError) as exc:
         read_events(p, "xperf")
     assert exc.value.line == 4 and "no header row for 'HeapAlloc'" in exc.value.message
+
+
+def test_windows_line_endings(tmp_path):
+    p = tmp_path / "crlf.txt"
+    p.write_bytes((DATA / "xperf_stacks.txt").read_bytes().replace(b"\n", b"\r\n"))
+    events, reader = read_events(p)
+    ref, ref_reader = read_events(DATA / "xperf_stacks.txt")
+    assert events == ref and reader.stacks == ref_reader.stacks
