@@ -364,7 +364,8 @@ class RecordDecoder:
         image = get("image")
         if image is not None and type(image) is not str:
             raise _got(KIND_NAMES[Kind(code)], "image", "a string", rec)
-        return HeapEvent(code, t, pid, tid, 0, 0, 0, 0, None, 0, None, 0, image, index, line)
+        # an empty name is as good as none (and CSV cannot tell them apart)
+        return HeapEvent(code, t, pid, tid, 0, 0, 0, 0, None, 0, None, 0, image or None, index, line)
 
     # -- the slow paths: unusual shapes and precise errors -------------------
 
