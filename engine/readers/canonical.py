@@ -34,6 +34,7 @@ from heaplint.engine.readers.canonical_format import (
 _COMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 _BOM = b"\xef\xbb\xbf"
 _MIB = MAX_LINE_BYTES / (1024 * 1024)
+_SKIP_CHUNK = 64 * 1024
 
 
 def _truncated(path: str, line: int, err: BaseException) -> TraceError:
@@ -48,7 +49,7 @@ def _truncated(path: str, line: int, err: BaseException) -> TraceError:
 def _json_error(err: Exception) -> tuple[str, int | None]:
     """A message (and column) for a line that is not JSON."""
     if isinstance(err, json.JSONDecodeError):
-        return f"not a valid JSON object: {err.msg}", err.colno
+        return f"not a valid JSON object: {err.msg}", err.pos + 1
     if isinstance(err, UnicodeDecodeError):
         return f"not valid UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})", None
     if isinstance(err, RecursionError):
@@ -102,7 +103,7 @@ class _CanonicalReader(TraceReader):
         self.bad_record(self._too_long_message(), line=line)
         readline = self.stream.readline
         while True:
-            chunk = readline(MAX_LINE_BYTES)
+            chunk = readline(_SKIP_CHUNK)
             if not chunk or chunk[-1] == 10:
                 return
 
@@ -123,7 +124,7 @@ class JsonlReader(_CanonicalReader):
     def _read_header(self) -> int:
         raw = self._header_line()
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw.decode())
         except (ValueError, RecursionError) as err:
             message, col = _json_error(err)
             raise TraceError(f"header: {message}", path=self.path, line=self.line, col=col) from None
@@ -156,7 +157,7 @@ class JsonlReader(_CanonicalReader):
                     self._skip_long_line(line_no)
                     continue
                 try:
-                    rec = loads(raw)
+                    rec = loads(raw.decode())  # UTF-8 only, and no encoding guesswork
                 except (ValueError, RecursionError) as err:
                     if raw.strip():
                         message, col = _json_error(err)
