@@ -9,7 +9,6 @@ only image names and stack frames need JSON (or CSV) escaping.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json

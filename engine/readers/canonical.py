@@ -25,10 +25,10 @@ from heaplint.engine.readers.canonical_format import (
     FORMAT_VERSION,
     MAX_LINE_BYTES,
     BadRecord,
-    RecordDecoder,
     apply_facts,
     parse_header,
 )
+from heaplint.engine.readers.canonical_records import RecordDecoder
 
 #: what a broken gzip stream raises while it is being read
 _COMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
