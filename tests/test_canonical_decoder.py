@@ -60,9 +60,13 @@ def ref_decode(rec: dict, mult: int) -> HeapEvent:
         raise Reject("kind")
     code = int(KIND_BY_NAME[kind])
     t = rec.get("time")
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or (isinstance(t, float) and not math.isfinite(t)):
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
         raise Reject("time")
-    t = t * mult if isinstance(t, int) else round(t * mult)
+    t = t * mult
+    if isinstance(t, float):
+        if not math.isfinite(t):  # also a finite time that overflows in ns
+            raise Reject("time")
+        t = round(t)
     pid = ref_uint(rec, "pid", True)
     tid = ref_uint(rec, "tid", False) or 0
     fields: dict = {}

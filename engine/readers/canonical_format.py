@@ -94,17 +94,18 @@ def time_ns(value: Any, mult: int, text: bool) -> int | None:
     if type(value) is int:
         return value * mult
     if type(value) is float:
-        return round(value * mult) if math.isfinite(value) else None
+        value *= mult  # may overflow to inf: checked after
+        return round(value) if math.isfinite(value) else None
     if text and type(value) is str:
         try:
             return int(value) * mult
         except ValueError:
             pass
         try:
-            number = float(value)
+            number = float(value) * mult
         except ValueError:
             return None
-        return round(number * mult) if math.isfinite(number) else None
+        return round(number) if math.isfinite(number) else None
     return None
 
 
