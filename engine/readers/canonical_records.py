@@ -93,22 +93,21 @@ class RecordDecoder:
         if type(tid) is not int or tid < 0:
             tid = self._uint(rec, code, "tid", False) or 0
         if code == _ALLOC or code == _FREE or code == _REALLOC:
-            # the common shapes inline: ints and "0x..." strings; any ValueError
-            # from int() is re-diagnosed precisely by the slow path below.
-            try:
-                text = get("heap")
-                heap = heaps.get(text) if type(text) is str else None
-                if heap is None:
-                    heap = self._heap(rec, code, text)
-                field = "new_address" if code == _REALLOC else "address"
-                addr = get(field)
-                if type(addr) is str and addr[:2] == "0x":
+            # the common shapes inline (ints, "0x..." strings, known handles);
+            # the slow path re-reads anything else and names what is wrong
+            text = get("heap")
+            heap = heaps.get(text) if type(text) is str else None
+            if heap is None:
+                heap = self._heap(rec, code, text)
+            field = "new_address" if code == _REALLOC else "address"
+            addr = get(field)
+            if type(addr) is str and addr[:2] == "0x":
+                try:
                     addr = int(addr, 16)
-                elif type(addr) is not int or addr < 0:
+                except ValueError:
                     addr = self._addr(rec, code, field)
-            except ValueError:
-                heap = self._addr(rec, code, "heap")
-                addr = self._addr(rec, code, "new_address" if code == _REALLOC else "address")
+            elif type(addr) is not int or addr < 0:
+                addr = self._addr(rec, code, field)
             source = get("source")
             if source is None:
                 source = 0
