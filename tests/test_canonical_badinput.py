@@ -71,9 +71,8 @@ def corrupt_gzip(path: Path) -> None:
 CASES: list[tuple[str, str, bytes | Callable[[Path], None], int, str]] = [
     ("empty", "t.jsonl", b"", 1, "empty file: no trace records"),
     ("blank", "t.jsonl", b"\n \n", 1, "empty file"),
-    ("unknown-format", "t.txt", b"hello, world\nthis is no trace\n", 1,
-     "unrecognised trace format; supported formats: jsonl, csv"),
-    ("binary-garbage", "t.jsonl", garbage(), 1, "unrecognised trace format; supported formats: jsonl, csv"),
+    ("unknown-format", "t.txt", b"hello, world\nthis is no trace\n", 1, "unrecognised trace format; supported formats: "),
+    ("binary-garbage", "t.jsonl", garbage(), 1, "unrecognised trace format; supported formats: "),
     ("garbage-after-header", "t.jsonl", HEADER + garbage() + b"\n", 2, "not "),
     ("truncated-gzip", "t.jsonl.gz", truncated_gzip, 0, "truncated or corrupt compressed data"),
     ("corrupt-gzip", "t.jsonl.gz", corrupt_gzip, 0, "truncated or corrupt compressed data"),
@@ -141,6 +140,8 @@ def test_bad_input_is_a_located_error(tmp_path: Path, capsys, command, name, con
     where = str(line) if line else r"\d+"
     assert re.match(rf"{re.escape(str(path))}:{where}(:\d+)?: ", err), err
     assert fragment in err
+    if "supported formats" in fragment:  # other readers may be listed too
+        assert re.search(r"supported formats: .*\bjsonl\b.*\bcsv\b", err), err
     assert not out.exists()  # convert leaves nothing half-written
 
 
