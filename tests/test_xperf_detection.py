@@ -57,7 +57,7 @@ def test_unrecognised_content_names_the_supported_formats(tmp_path, capsys):
     assert "--input-format" in exc.value.message
     assert cli(["stats", str(p)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{p}: unrecognised trace format; supported formats: ")
+    assert err.startswith(f"{p}:1: unrecognised trace format; supported formats: ")
     assert "xperf" in err and "wpa-csv" in err and "Traceback" not in err
 
 
