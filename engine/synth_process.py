@@ -187,9 +187,14 @@ class ProcessSim:
 
     def realloc(self, heap: HeapSim, tid: int, address: int, old_size: int, new_size: int, stack: int,
                 source: int = 0) -> int:
-        """Resize a block: in place when the size class is unchanged, otherwise
-        a move in this process's realloc shape.  Returns the new address."""
-        if size_class(new_size) == size_class(old_size):
+        """Resize a block: in place when it fits its slot (same size class or
+        smaller: shrinking never moves), otherwise a move in this process's
+        realloc shape.  Returns the new address.
+
+        A block shrunk in place is later released under its new, smaller
+        size class: its slot is then reused for smaller blocks only, which
+        wastes a little room but can never overlap a neighbour."""
+        if size_class(new_size) <= size_class(old_size):
             self.counts["in_place"] += 1
             self.emit(_REALLOC, tid, heap.handle, address, new_size, address, old_size, source or source_of(new_size), stack)
             return address

@@ -261,8 +261,8 @@ class GrowBuffer(Workload):
             r = rng.random()
             if r < 0.25:
                 new_size = size + 8 + int(rng.random() * 56)  # a small append, often in place
-            elif r < 0.3:
-                new_size = max(16, size - size // 16)  # shrink to fit
+            elif r < 0.4:
+                new_size = max(16, size - size // 8)  # shrink to fit: in place
             else:
                 new_size = (int(size * (1.5 + 0.5 * rng.random())) + 15) & ~15
             slot[0] = proc.realloc(self.heap, tid, addr, size, new_size, self.realloc_stacks[k])
