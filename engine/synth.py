@@ -24,12 +24,28 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from heaplint.engine.errors import UsageError
 from heaplint.engine.events import HeapEvent, Kind, ProcessFacts, StackTable, TraceInfo
-from heaplint.engine.synth_defects import DEFECTS, RULE_NAMES, schedule_defect
+from heaplint.engine.synth_defects import DEFECTS, RULE_NAMES, Leak, schedule_defect
 from heaplint.engine.synth_process import REALLOC_SHAPES, SHUTDOWN_MODES, EventTuple, ProcessSim, pick_base
 from heaplint.engine.synth_stacks import StackCatalogue
-from heaplint.engine.synth_workloads import WORKLOADS
+from heaplint.engine.synth_realloc import GrowBuffer, SlowPathBurst
+from heaplint.engine.synth_workloads import (
+    Cache,
+    LfhChurn,
+    Resident,
+    Sawtooth,
+    ScratchHeap,
+    TempChurn,
+    Warmup,
+    Workload,
+)
 
 SECOND = 1_000_000_000
+
+#: workload name -> class: the one table a spec's ``kind`` is looked up in
+WORKLOADS: dict[str, type[Workload]] = {
+    cls.kind: cls
+    for cls in (LfhChurn, TempChurn, Cache, Sawtooth, Warmup, GrowBuffer, SlowPathBurst, ScratchHeap, Resident, Leak)
+}
 TRUTH_VERSION = 1
 #: share of the first process's steps the injected leak takes
 LEAK_SHARE = 0.1
@@ -100,7 +116,9 @@ class SynthSpec:
             for w in p.workloads:
                 if w.kind not in WORKLOADS or w.kind == "leak":
                     known = ", ".join(k for k in WORKLOADS if k != "leak")
-                    raise UsageError(f"unknown workload '{w.kind}'; known: {known} (inject a leak with inject=('leak',))")
+                    raise UsageError(
+                        f"unknown workload '{w.kind}'; known: {known} (inject a leak with inject=('leak',))"
+                    )
             if not any(w.weight > 0 for w in p.workloads):
                 raise UsageError(f"process {p.image}: needs at least one workload with a positive weight")
 
@@ -156,9 +174,17 @@ class SynthTrace:
                 start = -int(spec.duration_ns * 0.25)
                 events = int(events * (end_main - start) / end_main)
             proc = ProcessSim(
-                pid=self.pids[i], image=p.image, rng=rng, threads=list(self.threads[i]), start=start,
-                end_main=end_main, capture_end=spec.duration_ns, events=events, shape=spec.realloc_shape,
-                shutdown=p.shutdown, emit_process_start=not spec.attach,
+                pid=self.pids[i],
+                image=p.image,
+                rng=rng,
+                threads=list(self.threads[i]),
+                start=start,
+                end_main=end_main,
+                capture_end=spec.duration_ns,
+                events=events,
+                shape=spec.realloc_shape,
+                shutdown=p.shutdown,
+                emit_process_start=not spec.attach,
             )
             bases: list[int] = []
             proc.add_heap("process", pick_base(rng, bases), 0x2, False)
@@ -168,7 +194,9 @@ class SynthTrace:
             stepping = sum(w.weight for w in p.workloads if w.weight > 0)
             for w in p.workloads:
                 budget = int(events * (w.weight / stepping if w.weight > 0 else 0.02))
-                proc.add_workload(WORKLOADS[w.kind](proc, proc.heaps[w.heap], budget, dict(w.params), catalogue), w.weight)
+                proc.add_workload(
+                    WORKLOADS[w.kind](proc, proc.heaps[w.heap], budget, dict(w.params), catalogue), w.weight
+                )
             if i == 0:
                 for name in spec.inject:
                     if name == "leak":
@@ -219,8 +247,21 @@ class SynthTrace:
         start, end = int(Kind.PROCESS_START), int(Kind.PROCESS_END)
         for t, kind, pid, tid, heap, addr, size, old, osz, src, stk, flags in merged:
             yield HeapEvent(
-                kind, t, pid, tid, heap, addr, size, old, None if osz < 0 else osz, src,
-                None if stk < 0 else stk, flags, images[pid] if kind == start or kind == end else None, index, 0,
+                kind,
+                t,
+                pid,
+                tid,
+                heap,
+                addr,
+                size,
+                old,
+                None if osz < 0 else osz,
+                src,
+                None if stk < 0 else stk,
+                flags,
+                images[pid] if kind == start or kind == end else None,
+                index,
+                0,
             )
             index += 1
         self._finish(sims, index, drops)
@@ -340,7 +381,10 @@ def truth_document(
         "coverage": {
             "attach": spec.attach,
             "events_lost": sum(d[0] for d in drops.values()),
-            "lost": [{"pid": pid, "count": d[0], "first_time_ns": d[1], "last_time_ns": d[2]} for pid, d in sorted(drops.items())],
+            "lost": [
+                {"pid": pid, "count": d[0], "first_time_ns": d[1], "last_time_ns": d[2]}
+                for pid, d in sorted(drops.items())
+            ],
             "disorder_ns": spec.disorder_ns,
             # what a correct replay will report that is *not* a defect
             "expect_unknown_frees": spec.attach or spec.lost_events > 0,
@@ -353,7 +397,6 @@ def truth_document(
 
 
 def _process_doc(proc: ProcessSim, spec: SynthSpec) -> dict[str, Any]:
-    counts = proc.counts
     return {
         "pid": proc.pid,
         "image": proc.image,
@@ -362,16 +405,21 @@ def _process_doc(proc: ProcessSim, spec: SynthSpec) -> dict[str, Any]:
         "end_seen": proc.shutdown_mode != "none",
         "shutdown": proc.shutdown_mode,
         "heaps": [
-            {"name": h.name, "handle": f"0x{h.handle:x}", "private": h.private, "flags": f"0x{h.flags:x}",
-             "created_in_trace": h.created_at is not None and h.created_at >= 0,
-             "destroyed_in_trace": h.destroyed_at is not None}
+            {
+                "name": h.name,
+                "handle": f"0x{h.handle:x}",
+                "private": h.private,
+                "flags": f"0x{h.flags:x}",
+                "created_in_trace": h.created_at is not None and h.created_at >= 0,
+                "destroyed_in_trace": h.destroyed_at is not None,
+            }
             for h in proc.heaps.values()
         ],
         "workloads": [w.describe() for w in proc.workloads],
         "realloc": {
-            "in_place": counts["in_place"],
-            "moves_standalone": counts["moves_standalone"],
-            "moves_paired": counts["moves_paired"],
-            "paired_orders": dict(sorted(counts["paired_orders"].items())),
+            "in_place": proc.in_place,
+            "moves_standalone": proc.moves_standalone,
+            "moves_paired": proc.moves_paired,
+            "paired_orders": dict(sorted(proc.paired_orders.items())),
         },
     }

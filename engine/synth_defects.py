@@ -18,6 +18,7 @@ from heaplint.engine.events import Kind, Source
 from heaplint.engine.synth_heap import struct_size
 from heaplint.engine.synth_process import MOVE_GUARD_NS, HeapSim, ProcessSim
 from heaplint.engine.synth_stacks import StackCatalogue
+from heaplint.engine.synth_workloads import Workload
 
 _ALLOC = int(Kind.ALLOC)
 _REALLOC = int(Kind.REALLOC)
@@ -152,6 +153,61 @@ def _overlap(proc: ProcessSim, heap: HeapSim, stack: int, truth: dict[str, Any])
         )
 
     proc.at(proc.t + 500_000 + int(proc.rng.random() * 2_500_000), inside)
+
+
+MAX_TRUTH_ADDRESSES = 10_000
+
+
+class Leak(Workload):
+    """The injected leak: request objects from one stack, most freed after a
+    short life, a fixed fraction never freed, at a steady rate."""
+
+    kind = "leak"
+    description = "(defect) a fraction of the blocks from one stack is never freed: steady growth"
+    PARAMS = {"fraction": 0.3, "inflight": 16}
+
+    def setup(self) -> None:
+        self.stacks = [self.site(0)]
+        # a request object with its inline buffer: big enough that the leak,
+        # not the churn beside it, dominates the heap's growth
+        self.size = 256 + (int(self.rng.random() * 48) << 4)
+        self.fraction = float(self.params["fraction"])
+        self.inflight = int(self.params["inflight"])
+        self.truth: dict[str, Any] = {
+            "kind": "leak",
+            "rule": "HL003",
+            "rules": ["HL003", "HL004"],
+            "pid": self.proc.pid,
+            "image": self.proc.image,
+            "heap": f"0x{self.heap.handle:x}",
+            "stack": self.stacks[0],
+            "fraction": self.fraction,
+            "count": 0,
+            "bytes": 0,
+            "first_time_ns": None,
+            "last_time_ns": None,
+            "addresses": [],
+        }
+        self.proc.defects.append(self.truth)
+
+    def step(self) -> None:
+        rng, proc = self.rng, self.proc
+        if len(self.pool) < self.inflight or rng.random() < 0.5:
+            size = self.size if rng.random() < 0.7 else self.size + (int(rng.random() * 24) << 4)
+            address = proc.alloc(self.heap, proc.thread(self.threads), size, self.stacks[0])
+            if proc.t >= 0 and rng.random() < self.fraction:
+                truth = self.truth
+                truth["count"] += 1
+                truth["bytes"] += size
+                if truth["first_time_ns"] is None:
+                    truth["first_time_ns"] = proc.t
+                truth["last_time_ns"] = proc.t
+                if len(truth["addresses"]) < MAX_TRUTH_ADDRESSES:
+                    truth["addresses"].append(f"0x{address:x}")
+            else:
+                self.pool.add(address, size)
+        else:
+            self._free_random()
 
 
 _ACTIONS: dict[str, Callable[[ProcessSim, HeapSim, int, dict[str, Any]], None]] = {

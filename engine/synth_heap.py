@@ -218,7 +218,7 @@ class SizeModel:
         """The expected size (before alignment)."""
         prev = 0.0
         total = 0.0
-        for (lo, hi), c in zip(self.bins, self.cum):
+        for (lo, hi), c in zip(self.bins, self.cum, strict=True):
             total += (c - prev) * (lo + hi) / 2
             prev = c
         return total
@@ -243,7 +243,16 @@ class SizeModel:
 
 #: mostly small LFH sizes, a thin tail of larger ones
 SMALL = SizeModel(
-    [(8, 32, 24), (33, 64, 26), (65, 128, 20), (129, 256, 13), (257, 512, 8), (513, 1024, 5), (1025, 4096, 3), (4097, 16384, 1)]
+    [
+        (8, 32, 24),
+        (33, 64, 26),
+        (65, 128, 20),
+        (129, 256, 13),
+        (257, 512, 8),
+        (513, 1024, 5),
+        (1025, 4096, 3),
+        (4097, 16384, 1),
+    ]
 )
 #: strings and temporaries: tiny and odd-sized
 TINY = SizeModel([(2, 16, 30), (17, 48, 40), (49, 128, 25), (129, 400, 5)], align=1)

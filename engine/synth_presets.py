@@ -117,11 +117,15 @@ PRESETS: dict[str, Preset] = {
         inject=("leak",),
     ),
     "double-free": Preset("healthy processes plus double frees", lambda n: _templated(n), inject=("double-free",)),
-    "unknown-free": Preset("healthy processes plus frees of unknown addresses", lambda n: _templated(n), inject=("unknown-free",)),
+    "unknown-free": Preset(
+        "healthy processes plus frees of unknown addresses", lambda n: _templated(n), inject=("unknown-free",)
+    ),
     "realloc-unknown": Preset(
         "healthy processes plus reallocs of unknown old addresses", lambda n: _templated(n), inject=("realloc-unknown",)
     ),
-    "overlap": Preset("healthy processes plus allocations inside live blocks", lambda n: _templated(n), inject=("overlap",)),
+    "overlap": Preset(
+        "healthy processes plus allocations inside live blocks", lambda n: _templated(n), inject=("overlap",)
+    ),
     "mixed": Preset(
         "every healthy workload across three processes, with per-CPU disorder (2ms)",
         lambda n: _templated(n),
@@ -145,8 +149,11 @@ PRESETS: dict[str, Preset] = {
     "high-live-set": Preset(
         "an indexer that ends with a large live set (--live-blocks, default 1,000,000)",
         lambda n: tuple(
-            ProcessSpec(_image(2) if i == 0 else _image(i + 2), (W("resident", 6.0), W("lfh-churn", 1.0), W("temp-churn", 0.5)),
-                        shutdown="none")
+            ProcessSpec(
+                _image(2) if i == 0 else _image(i + 2),
+                (W("resident", 6.0), W("lfh-churn", 1.0), W("temp-churn", 0.5)),
+                shutdown="none",
+            )
             for i in range(n)
         ),
         processes=1,
@@ -202,7 +209,12 @@ def build_spec(
             raise UsageError("--live-blocks must be at least 1")
         per_proc = max(1, live // n)
         procs = tuple(
-            replace(ps, workloads=tuple(replace(w, params={"live_blocks": per_proc}) if w.kind == "resident" else w for w in ps.workloads))
+            replace(
+                ps,
+                workloads=tuple(
+                    replace(w, params={"live_blocks": per_proc}) if w.kind == "resident" else w for w in ps.workloads
+                ),
+            )
             for ps in procs
         )
         # the index fills in the first ~half of the run, then replaces entries

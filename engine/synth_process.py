@@ -113,7 +113,11 @@ class ProcessSim:
         self._cum: list[float] = []
         self._schedule: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = 0
-        self.counts = {"events": 0, "moves_standalone": 0, "moves_paired": 0, "in_place": 0, "paired_orders": {}}
+        # truth counters: reallocs by shape, paired moves by inner-record order
+        self.in_place = 0
+        self.moves_standalone = 0
+        self.moves_paired = 0
+        self.paired_orders: dict[str, int] = {}
         self.defects: list[dict] = []
         self._free_handles: list[int] = []
         self._bases: list[int] = []
@@ -158,8 +162,20 @@ class ProcessSim:
         return threads[int(self.rng.random() * len(threads))]
 
     # --- emitting ------------------------------------------------------------------
-    def emit(self, kind: int, tid: int, heap: int, address: int = 0, size: int = 0, old: int = 0,
-             old_size: int = -1, source: int = 0, stack: int = -1, flags: int = 0, near: bool = False) -> None:
+    def emit(
+        self,
+        kind: int,
+        tid: int,
+        heap: int,
+        address: int = 0,
+        size: int = 0,
+        old: int = 0,
+        old_size: int = -1,
+        source: int = 0,
+        stack: int = -1,
+        flags: int = 0,
+        near: bool = False,
+    ) -> None:
         """Advance the clock and record one event.  ``near`` events follow the
         previous one within microseconds (parts of one operation)."""
         if near:
@@ -170,7 +186,6 @@ class ProcessSim:
         else:
             self.t += 1 + int(self.debt - self.mean_gap * math.log(1.0 - self.rng.random()))
             self.debt = 0.0
-        self.counts["events"] += 1
         if self.t >= 0:
             self.out.append((self.t, kind, self.pid, tid, heap, address, size, old, old_size, source, stack, flags))
 
@@ -185,8 +200,9 @@ class ProcessSim:
         self.emit(_FREE, tid, heap.handle, address, 0, 0, -1, source_of(size), -1, 0, near)
         heap.alloc.release(address, size, self.t)
 
-    def realloc(self, heap: HeapSim, tid: int, address: int, old_size: int, new_size: int, stack: int,
-                source: int = 0) -> int:
+    def realloc(
+        self, heap: HeapSim, tid: int, address: int, old_size: int, new_size: int, stack: int, source: int = 0
+    ) -> int:
         """Resize a block: in place when it fits its slot (same size class or
         smaller: shrinking never moves), otherwise a move in this process's
         realloc shape.  Returns the new address.
@@ -195,8 +211,10 @@ class ProcessSim:
         size class: its slot is then reused for smaller blocks only, which
         wastes a little room but can never overlap a neighbour."""
         if size_class(new_size) <= size_class(old_size):
-            self.counts["in_place"] += 1
-            self.emit(_REALLOC, tid, heap.handle, address, new_size, address, old_size, source or source_of(new_size), stack)
+            self.in_place += 1
+            self.emit(
+                _REALLOC, tid, heap.handle, address, new_size, address, old_size, source or source_of(new_size), stack
+            )
             return address
         new = heap.alloc.alloc(new_size, self.t, aged=self.t - MOVE_GUARD_NS)
         src = source or heap.alloc.last_source
@@ -205,12 +223,12 @@ class ProcessSim:
             shape = "paired" if self.rng.random() < 0.5 else "standalone"
         h = heap.handle
         if shape == "standalone":
-            self.counts["moves_standalone"] += 1
+            self.moves_standalone += 1
             self.emit(_REALLOC, tid, h, new, new_size, address, old_size, src, stack)
         else:
-            self.counts["moves_paired"] += 1
+            self.moves_paired += 1
             order = PAIRED_ORDERS[int(self.rng.random() * 3)]
-            orders = self.counts["paired_orders"]
+            orders = self.paired_orders
             orders[order] = orders.get(order, 0) + 1
             inner_src = heap.alloc.last_source
             if order == "before":  # Alloc(new), Free(old), ReAlloc

@@ -8,8 +8,10 @@ parameters override the derived sizes (the ``steady`` preset fixes them so
 that its live set does not depend on the trace length).
 
 Healthy workloads never free what they did not allocate, never free twice,
-and their live bytes plateau, return to a base, or stay level.  The one
-defect workload, ``leak``, never frees a fraction of its blocks.
+and their live bytes plateau, return to a base, or stay level.  The realloc
+workloads are in :mod:`heaplint.engine.synth_realloc`, the leak (a defect) in
+:mod:`heaplint.engine.synth_defects`; the registry is
+:data:`heaplint.engine.synth.WORKLOADS`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from heaplint.engine.errors import UsageError
-from heaplint.engine.events import Source
-from heaplint.engine.synth_heap import LARGE, SIZE_MODELS, SMALL, TINY, BlockPool, struct_size
+from heaplint.engine.synth_heap import SIZE_MODELS, SMALL, TINY, BlockPool, struct_size
 from heaplint.engine.synth_process import HeapSim, ProcessSim
 from heaplint.engine.synth_stacks import StackCatalogue
 
-_SLOW = int(Source.SLOWPATH)
 SECOND = 1_000_000_000
 
 
@@ -40,7 +40,9 @@ class Workload:
     #: "main", "workers" or "all"
     THREADS: ClassVar[str] = "workers"
 
-    def __init__(self, proc: ProcessSim, heap: HeapSim, budget: int, params: dict[str, Any], stacks: StackCatalogue) -> None:
+    def __init__(
+        self, proc: ProcessSim, heap: HeapSim, budget: int, params: dict[str, Any], stacks: StackCatalogue
+    ) -> None:
         unknown = set(params) - set(self.PARAMS)
         if unknown:
             raise UsageError(
@@ -73,7 +75,7 @@ class Workload:
 
     def shutdown(self) -> None:
         """Free every block still held (an orderly exit)."""
-        proc, heap, pool, rng = self.proc, self.heap, self.pool, self.rng
+        proc, heap, pool = self.proc, self.heap, self.pool
         while len(pool):
             a, s = pool.take_last()
             proc.free(heap, proc.thread(self.threads), a, s, near=True)
@@ -236,99 +238,6 @@ class Warmup(Workload):
         return {**super().describe(), "target_blocks": self.target, "ramp": self.ramp}
 
 
-class GrowBuffer(Workload):
-    kind = "grow-buffer"
-    description = "buffers grown by realloc (moving and in place), then freed"
-    PARAMS = {"active": 4, "max_moves": 7}
-
-    def setup(self) -> None:
-        n = int(self.params["active"])
-        self.slots: list[list[int] | None] = [None] * n
-        self.slot_threads = [self.threads[i % len(self.threads)] for i in range(n)]
-        self.stacks = [self.site(i) for i in range(2)]
-        self.realloc_stacks = [self.site(i, realloc=True) for i in range(2)]
-
-    def step(self) -> None:
-        proc, rng = self.proc, self.rng
-        i = int(rng.random() * len(self.slots))
-        slot, tid = self.slots[i], self.slot_threads[i]
-        if slot is None:
-            k = int(rng.random() * 2)
-            size = 64 + (int(rng.random() * 28) << 4)
-            self.slots[i] = [proc.alloc(self.heap, tid, size, self.stacks[k]), size, 2 + int(rng.random() * (self.params["max_moves"] - 1)), k]
-        elif slot[2] > 0:
-            addr, size, _, k = slot
-            r = rng.random()
-            if r < 0.25:
-                new_size = size + 8 + int(rng.random() * 56)  # a small append, often in place
-            elif r < 0.4:
-                new_size = max(16, size - size // 8)  # shrink to fit: in place
-            else:
-                new_size = (int(size * (1.5 + 0.5 * rng.random())) + 15) & ~15
-            slot[0] = proc.realloc(self.heap, tid, addr, size, new_size, self.realloc_stacks[k])
-            slot[1] = new_size
-            slot[2] -= 1
-        else:
-            proc.free(self.heap, tid, slot[0], slot[1])
-            self.slots[i] = None
-
-    def live_count(self) -> int:
-        return sum(1 for s in self.slots if s is not None)
-
-    def shutdown(self) -> None:
-        for i, slot in enumerate(self.slots):
-            if slot is not None:
-                self.proc.free(self.heap, self.slot_threads[i], slot[0], slot[1], near=True)
-                self.slots[i] = None
-
-
-class SlowPathBurst(Workload):
-    kind = "slowpath-burst"
-    description = "every few seconds a short burst of slow-path reallocs of large staging buffers"
-    PARAMS = {"period": 5 * SECOND, "burst": 12, "buffers": 2}
-    THREADS = "main"
-
-    def setup(self) -> None:
-        self.buffers: list[list[int]] = []
-        self.stacks = [self.site(0)]
-        self.realloc_stacks = [self.site(0, realloc=True)]
-        self.bursts = 0
-        period = int(self.params["period"])
-        self.proc.at(self.proc.start + int(self.rng.random() * period), self._burst)
-
-    def step(self) -> None:  # driven by the schedule only
-        pass
-
-    def _burst(self) -> None:
-        proc, rng = self.proc, self.rng
-        self.bursts += 1
-        t = proc.t
-        for _ in range(max(1, int(self.params["burst"] * (0.75 + 0.5 * rng.random())))):
-            t += 200_000 + int(rng.random() * 2_800_000)
-            proc.at(t, self._one)
-        proc.at(t + int(self.params["period"] * (0.7 + 0.6 * rng.random())), self._burst)
-
-    def _one(self) -> None:
-        proc, rng, tid = self.proc, self.rng, self.threads[0]
-        if len(self.buffers) < self.params["buffers"]:
-            size = LARGE.sample(rng)
-            self.buffers.append([proc.alloc(self.heap, tid, size, self.stacks[0]), size])
-            return
-        buf = self.buffers[int(rng.random() * len(self.buffers))]
-        # resized to fit the next upload: independent sizes, so no drift
-        new_size = LARGE.sample(rng)
-        buf[0] = proc.realloc(self.heap, tid, buf[0], buf[1], new_size, self.realloc_stacks[0], _SLOW)
-        buf[1] = new_size
-
-    def live_count(self) -> int:
-        return len(self.buffers)
-
-    def shutdown(self) -> None:
-        while self.buffers:
-            a, s = self.buffers.pop()
-            self.proc.free(self.heap, self.threads[0], a, s, near=True)
-
-
 class ScratchHeap(Workload):
     kind = "scratch-heap"
     description = "jobs that create a private heap, use it, free everything and destroy it (handles reused)"
@@ -383,7 +292,12 @@ class ScratchHeap(Workload):
         self._end_job(near=True)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "heap": "scratch (created per job)", "stacks": sorted(set(self.stacks)), "jobs": self.jobs}
+        return {
+            "kind": self.kind,
+            "heap": "scratch (created per job)",
+            "stacks": sorted(set(self.stacks)),
+            "jobs": self.jobs,
+        }
 
 
 class Resident(Workload):
@@ -409,64 +323,3 @@ class Resident(Workload):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "live_blocks": self.live}
-
-
-class Leak(Workload):
-    """The injected leak: request objects from one stack, most freed after a
-    short life, a fixed fraction never freed, at a steady rate."""
-
-    kind = "leak"
-    description = "(defect) a fraction of the blocks from one stack is never freed: steady growth"
-    PARAMS = {"fraction": 0.3, "inflight": 16}
-
-    def setup(self) -> None:
-        self.stacks = [self.site(0)]
-        # a request object with its inline buffer: big enough that the leak,
-        # not the churn beside it, dominates the heap's growth
-        self.size = 256 + (int(self.rng.random() * 48) << 4)
-        self.fraction = float(self.params["fraction"])
-        self.inflight = int(self.params["inflight"])
-        self.truth: dict[str, Any] = {
-            "kind": "leak",
-            "rule": "HL003",
-            "rules": ["HL003", "HL004"],
-            "pid": self.proc.pid,
-            "image": self.proc.image,
-            "heap": f"0x{self.heap.handle:x}",
-            "stack": self.stacks[0],
-            "fraction": self.fraction,
-            "count": 0,
-            "bytes": 0,
-            "first_time_ns": None,
-            "last_time_ns": None,
-            "addresses": [],
-        }
-        self.proc.defects.append(self.truth)
-
-    def step(self) -> None:
-        rng, proc = self.rng, self.proc
-        if len(self.pool) < self.inflight or rng.random() < 0.5:
-            size = self.size if rng.random() < 0.7 else self.size + (int(rng.random() * 24) << 4)
-            address = proc.alloc(self.heap, proc.thread(self.threads), size, self.stacks[0])
-            if proc.t >= 0 and rng.random() < self.fraction:
-                truth = self.truth
-                truth["count"] += 1
-                truth["bytes"] += size
-                if truth["first_time_ns"] is None:
-                    truth["first_time_ns"] = proc.t
-                truth["last_time_ns"] = proc.t
-                if len(truth["addresses"]) < MAX_TRUTH_ADDRESSES:
-                    truth["addresses"].append(f"0x{address:x}")
-            else:
-                self.pool.add(address, size)
-        else:
-            self._free_random()
-
-
-MAX_TRUTH_ADDRESSES = 10_000
-
-#: workload name -> class: the one table the spec's ``kind`` is looked up in
-WORKLOADS: dict[str, type[Workload]] = {
-    cls.kind: cls
-    for cls in (LfhChurn, TempChurn, Cache, Sawtooth, Warmup, GrowBuffer, SlowPathBurst, ScratchHeap, Resident, Leak)
-}

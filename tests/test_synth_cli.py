@@ -45,7 +45,9 @@ def test_list_presets(capsys: pytest.CaptureFixture) -> None:
         (["--processes", "0", "-o", "x.jsonl"], "at least 1"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_message(argv: list[str], message: str, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+def test_bad_arguments_exit_2_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
     argv = [str(tmp_path / a) if a == "x.jsonl" else a for a in argv]
     assert main(["synth", *argv]) == 2
     assert message in capsys.readouterr().err

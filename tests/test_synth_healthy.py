@@ -80,6 +80,8 @@ def test_leak_heap_grows_steadily() -> None:
     shape=st.sampled_from(["standalone", "paired", "mixed"]),
     disorder=st.sampled_from([0, 500_000, 3_000_000]),
 )
-def test_any_seed_of_a_healthy_preset_is_healthy(seed: int, preset: str, processes: int, shape: str, disorder: int) -> None:
+def test_any_seed_of_a_healthy_preset_is_healthy(
+    seed: int, preset: str, processes: int, shape: str, disorder: int
+) -> None:
     r = replay(make(preset, events=1500, seed=seed, processes=processes, realloc_shape=shape, disorder_ns=disorder))
     assert not [a for a in r.anomalies if a.kind in INTEGRITY], r.kinds()

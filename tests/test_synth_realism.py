@@ -47,7 +47,7 @@ def test_stacks_are_symbolized_frames_referenced_by_allocations() -> None:
     assert all(e.stack is None for e in events if e.kind == Kind.FREE)
     images = {p["image"] for p in trace.truth["processes"]}
     assert images == {"render.exe", "netsvc.exe", "indexer.exe"}
-    for sid, frames in trace.stacks.items():
+    for frames in trace.stacks.values():
         assert all(FRAME.match(f) for f in frames), frames
         assert frames[0].startswith("ntdll.dll!Rtlp")  # innermost first
         assert frames[-1].startswith("ntdll.dll!RtlUserThreadStart")
@@ -58,7 +58,7 @@ def test_timestamps_are_ns_with_microsecond_scale_gaps() -> None:
     events = list(make("busy-2proc", events=20_000, duration_ns=2_000_000_000).events())
     times = [e.time for e in events]
     assert times == sorted(times)
-    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
     median = gaps[len(gaps) // 2]
     assert 1_000 <= median <= 500_000  # 10k events/s: tens of microseconds apart
     per_pid: dict = {}

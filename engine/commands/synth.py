@@ -33,22 +33,36 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="mixed", metavar="NAME", help="workload preset (default mixed; --list-presets)")
+    parser.add_argument(
+        "--preset", default="mixed", metavar="NAME", help="workload preset (default mixed; --list-presets)"
+    )
     parser.add_argument("--list-presets", action="store_true", help="list the presets and defects, then exit")
     parser.add_argument("--seed", type=_positive, default=0, help="random seed (default 0)")
     parser.add_argument("--events", type=_positive, metavar="N", help="approximate number of events (preset default)")
     parser.add_argument("--processes", type=_positive, metavar="N", help="number of processes (preset default)")
-    parser.add_argument("--duration", type=duration_arg, metavar="DURATION", help="capture length, e.g. 60s (default 60s)")
     parser.add_argument(
-        "--inject", default="", metavar="DEFECTS",
+        "--duration", type=duration_arg, metavar="DURATION", help="capture length, e.g. 60s (default 60s)"
+    )
+    parser.add_argument(
+        "--inject",
+        default="",
+        metavar="DEFECTS",
         help=f"comma-separated defects to inject into the first process ({', '.join(DEFECTS)})",
     )
-    parser.add_argument("--defect-count", type=_positive, metavar="N", help="occurrences of each point defect (default 2)")
-    parser.add_argument("--attach", action="store_true", default=None, help="the capture starts while the processes run")
-    parser.add_argument("--lost-events", type=_positive, metavar="N", help="drop N events in bursts and declare them lost")
+    parser.add_argument(
+        "--defect-count", type=_positive, metavar="N", help="occurrences of each point defect (default 2)"
+    )
+    parser.add_argument(
+        "--attach", action="store_true", default=None, help="the capture starts while the processes run"
+    )
+    parser.add_argument(
+        "--lost-events", type=_positive, metavar="N", help="drop N events in bursts and declare them lost"
+    )
     parser.add_argument("--disorder", type=duration_arg, metavar="DURATION", help="per-CPU buffer disorder, e.g. 2ms")
     parser.add_argument("--live-blocks", type=_positive, metavar="N", help="high-live-set: live blocks at the end")
-    parser.add_argument("--realloc-shape", choices=("standalone", "paired", "mixed"), help="how moving reallocs are logged")
+    parser.add_argument(
+        "--realloc-shape", choices=("standalone", "paired", "mixed"), help="how moving reallocs are logged"
+    )
     parser.add_argument("-o", "--output", metavar="OUT", help="trace file (.jsonl or .csv, .gz to compress)")
     parser.add_argument("--truth", metavar="TRUTH.json", help="write the ground truth JSON here")
 
