@@ -24,7 +24,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from heaplint.engine.errors import UsageError
 from heaplint.engine.events import HeapEvent, Kind, ProcessFacts, StackTable, TraceInfo
-from heaplint.engine.synth_defects import DEFECTS, RULE_NAMES, Leak, schedule_defect
+from heaplint.engine.synth_defects import ACTIONS, DEFECTS, RULE_NAMES, schedule_defect
+from heaplint.engine.synth_patterns import PATTERN_ACTIONS, Leak
 from heaplint.engine.synth_process import REALLOC_SHAPES, SHUTDOWN_MODES, EventTuple, ProcessSim, pick_base
 from heaplint.engine.synth_stacks import StackCatalogue
 from heaplint.engine.synth_realloc import GrowBuffer, SlowPathBurst
@@ -198,15 +199,27 @@ class SynthTrace:
                     WORKLOADS[w.kind](proc, proc.heaps[w.heap], budget, dict(w.params), catalogue), w.weight
                 )
             if i == 0:
-                for name in spec.inject:
-                    if name == "leak":
-                        weight = stepping * LEAK_SHARE / (1 - LEAK_SHARE)
-                        leak = WORKLOADS["leak"](proc, proc.heaps["process"], int(events * LEAK_SHARE), {}, catalogue)
-                        proc.add_workload(leak, weight)
-                    else:
-                        schedule_defect(name, proc, proc.heaps["process"], spec.defect_count, catalogue)
+                self._inject(proc, catalogue, stepping, events)
             sims.append(proc)
         return sims, catalogue
+
+    def _inject(self, proc: ProcessSim, catalogue: StackCatalogue, stepping: float, events: int) -> None:
+        """Add the spec's defects to ``proc`` (on its process heap)."""
+        spec = self.spec
+        heap = proc.heaps["process"]
+        for name in spec.inject:
+            if name == "leak":
+                leak = Leak(proc, heap, int(events * LEAK_SHARE), {}, catalogue)
+                proc.add_workload(leak, stepping * LEAK_SHARE / (1 - LEAK_SHARE))
+                continue
+            if name in ACTIONS:
+                action, site = ACTIONS[name], "defect"
+            else:
+                action, site = PATTERN_ACTIONS[name]
+            if name == "wrong-heap-free" and len(proc.heaps) == 1:
+                proc.add_heap("aux", proc.new_handle(), 0x2, True)  # the other heap the free goes to
+            stack = catalogue.site(proc.image, site, 0, worker=site != "storm")
+            schedule_defect(name, action, proc, heap, spec.defect_count, stack)
 
     def _info(self, sims: list[ProcessSim]) -> TraceInfo:
         spec = self.spec

@@ -25,6 +25,7 @@ from array import array
 from collections import deque
 from random import Random
 
+from heaplint.engine.errors import UsageError
 from heaplint.engine.events import Source
 
 HEADER = 16
@@ -34,6 +35,7 @@ LARGE_REGION = 0x1_0000_0000
 UNUSED_REGION = 0x1_C000_0000
 HEAP_SPAN = 0x2_0000_0000  # address window reserved per heap (8 GiB)
 
+_EXHAUSTED = "a synthetic heap ran out of address space (too many large blocks); ask for fewer events or defects"
 _LFH = int(Source.LFH)
 _MAIN = int(Source.MAINPATH)
 _SLOW = int(Source.SLOWPATH)
@@ -52,9 +54,12 @@ def size_class(size: int) -> int:
         return (size + 127) & ~127
     if size <= LFH_MAX:
         return (size + 255) & ~255
+    # The back end coalesces free blocks and splits them; with exact-size free
+    # lists that would never reuse anything, so back-end blocks get page
+    # classes and large (VirtualAlloc) blocks the 64 KiB allocation granularity.
     if size < LARGE_MIN:
-        return (size + 15) & ~15
-    return (size + 4095) & ~4095
+        return (size + 4095) & ~4095
+    return (size + 0xFFFF) & ~0xFFFF
 
 
 def source_of(size: int) -> int:
@@ -117,6 +122,8 @@ class HeapAllocator:
                 n = max(8, 0x4000 // slot)
                 start = self.cursor + 0x40  # subsegment header
                 self.cursor = (start + n * slot + 0xFFF) & ~0xFFF
+                if self.cursor > self.base + LARGE_REGION:
+                    raise UsageError(_EXHAUSTED)
                 run = self.runs[cap] = [start, start + n * slot]
                 self.last_source = _MAIN
             else:
@@ -128,10 +135,14 @@ class HeapAllocator:
             address = self.cursor + HEADER
             self.cursor += cap + HEADER
             self.last_source = _MAIN
+            if self.cursor > self.base + LARGE_REGION:
+                raise UsageError(_EXHAUSTED)
             return address
         address = self.large_cursor + 0x40
         self.large_cursor = (self.large_cursor + cap + 0x40 + 0xFFFF) & ~0xFFFF
         self.last_source = _SLOW
+        if self.large_cursor > self.base + UNUSED_REGION:
+            raise UsageError(_EXHAUSTED)
         return address
 
     def _push(self, cap: int, address: int, now: int) -> None:

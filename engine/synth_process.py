@@ -105,6 +105,7 @@ class ProcessSim:
         self.near_min = 200  # ns between the events of one operation
         self.near_span = 2800
         self.debt = 0.0
+        self._acting = False  # inside a scheduled action
         self.out: list[EventTuple] = []
         self.heaps: dict[str, HeapSim] = {}
         self.workloads: list = []
@@ -177,17 +178,39 @@ class ProcessSim:
         near: bool = False,
     ) -> None:
         """Advance the clock and record one event.  ``near`` events follow the
-        previous one within microseconds (parts of one operation)."""
-        if near:
+        previous one within microseconds (parts of one operation), as do the
+        events of a scheduled action.  Actions due before the next independent
+        event run first, at their own time."""
+        if self._acting:
+            self.t += self.near_min + int(self.rng.random() * self.near_span)
+        elif near:
             self.t += self.near_min + int(self.rng.random() * self.near_span)
             # a close follower still counts against the event rate: the next
             # independent event waits that much longer
             self.debt += self.mean_gap
         else:
-            self.t += 1 + int(self.debt - self.mean_gap * math.log(1.0 - self.rng.random()))
+            nxt = self.t + 1 + int(self.debt - self.mean_gap * math.log(1.0 - self.rng.random()))
             self.debt = 0.0
+            if self._schedule and self._schedule[0][0] < nxt:
+                self._run_due(nxt)
+                if nxt <= self.t:
+                    nxt = self.t + self.near_min + int(self.rng.random() * self.near_span)
+            self.t = nxt
         if self.t >= 0:
             self.out.append((self.t, kind, self.pid, tid, heap, address, size, old, old_size, source, stack, flags))
+
+    def _run_due(self, limit: int) -> None:
+        """Run the scheduled actions due before ``limit``, each at its time."""
+        schedule = self._schedule
+        self._acting = True
+        try:
+            while schedule and schedule[0][0] < limit:
+                when, _, action = heapq.heappop(schedule)
+                if when > self.t:
+                    self.t = when
+                action()
+        finally:
+            self._acting = False
 
     def alloc(self, heap: HeapSim, tid: int, size: int, stack: int, near: bool = False) -> int:
         """Allocate and record a block; returns its address."""
@@ -272,8 +295,8 @@ class ProcessSim:
         last = len(steppers) - 1
         end = self.end_main
         while self.t < end:
-            while schedule and schedule[0][0] <= self.t:
-                heapq.heappop(schedule)[2]()
+            if schedule and schedule[0][0] <= self.t:
+                self._run_due(self.t + 1)
             r = rng.random()
             i = 0
             while i < last and cum[i] < r:

@@ -9,6 +9,8 @@ shape (a ReAlloc alone, or with its inner Alloc/Free).
 from __future__ import annotations
 
 
+from typing import Any
+
 from heaplint.engine.events import Source
 from heaplint.engine.synth_heap import LARGE
 from heaplint.engine.synth_workloads import SECOND, Workload
@@ -91,6 +93,9 @@ class SlowPathBurst(Workload):
         for _ in range(max(1, int(self.params["burst"] * (0.75 + 0.5 * rng.random())))):
             t += 200_000 + int(rng.random() * 2_800_000)
             proc.at(t, self._one)
+        # the staging memory is released after the burst, so no buffer
+        # collects a long history of moves (that would be a growth chain)
+        proc.at(t + 5_000_000 + int(rng.random() * 20_000_000), self.shutdown)
         proc.at(t + int(self.params["period"] * (0.7 + 0.6 * rng.random())), self._burst)
 
     def _one(self) -> None:
@@ -112,3 +117,6 @@ class SlowPathBurst(Workload):
         while self.buffers:
             a, s = self.buffers.pop()
             self.proc.free(self.heap, self.threads[0], a, s, near=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "burst_reallocs": self.params["burst"], "period_ns": self.params["period"]}

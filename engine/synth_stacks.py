@@ -74,6 +74,9 @@ SITES: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "leak": (("{N1}::Clone", "{N0}Handler::OnMessage", "{A}::Dispatch"),),
     "defect": (("{N2}::Attach", "{N2}Registry::Update", "{A}::Tick"),),
+    "storm": (("StagingBuffer::Resize", "{A}::Stream{N0}", "{A}::Frame"),),
+    "chain": (("StringBuilder::Append", "{N1}::ToJson", "{A}::Report"),),
+    "arena": (("Arena::Allocate", "{N2}Importer::Read", "{A}::Import"),),
 }
 
 _MAIN_TAIL = ("{A}::Run", "wmain", "__scrt_common_main_seh")

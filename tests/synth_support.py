@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import (
+    ABSURD_SIZE,
+    DESTROY_WITH_LIVE_BLOCKS,
     DOUBLE_FREE,
+    HANDLE_REUSE,
+    INVALID_SOURCE,
+    NULL_ADDRESS,
+    ZERO_SIZE,
     INTERIOR_FREE,
     OUT_OF_ORDER,
     OVERLAP,
@@ -35,6 +41,15 @@ INTEGRITY = {
     UNKNOWN_HEAP,
     OUT_OF_ORDER,
 }
+#: everything a healthy trace with full coverage must not show
+NEVER_HEALTHY = INTEGRITY | {
+    DESTROY_WITH_LIVE_BLOCKS,
+    INVALID_SOURCE,
+    ZERO_SIZE,
+    ABSURD_SIZE,
+    NULL_ADDRESS,
+    HANDLE_REUSE,
+}
 
 
 @dataclass
@@ -46,6 +61,8 @@ class Replayed:
     live_at_end: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)
     #: (pid, heap handle) -> series buckets at process end
     series: dict[tuple[int, int], list] = field(default_factory=dict)
+    #: (event, block) for every free or moving realloc: the block it ended
+    ended: list = field(default_factory=list)
 
     def kinds(self) -> Counter:
         return Counter(a.kind for a in self.anomalies)
@@ -62,8 +79,16 @@ def replay(trace: SynthTrace, options: ReplayOptions | None = None) -> Replayed:
 
     r = Replay(options or ReplayOptions(), on_process_end=on_end)
     out = Replayed(trace, r)
-    r.run(trace.events(), lambda ev, an: out.anomalies.extend(an))
-    r.state._check()
+    state = r.state
+
+    def on_event(ev, anomalies) -> None:
+        if anomalies:
+            out.anomalies.extend(anomalies)
+        if state.ended is not None:
+            out.ended.append((ev, state.ended))
+
+    r.run(trace.events(), on_event)
+    state._check()
     out.anomalies.extend(r.out_of_order)
     return out
 

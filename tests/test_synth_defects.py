@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from synth_support import INTEGRITY, make, replay
+from synth_support import INTEGRITY, NEVER_HEALTHY, make, replay
 
-from heaplint.engine.state import DOUBLE_FREE, OVERLAP, REALLOC_UNKNOWN_OLD, UNKNOWN_FREE
+from heaplint.engine.state import (
+    DESTROY_WITH_LIVE_BLOCKS,
+    DOUBLE_FREE,
+    INVALID_SOURCE,
+    OVERLAP,
+    REALLOC_UNKNOWN_OLD,
+    UNKNOWN_FREE,
+    WRONG_HEAP_FREE,
+)
+from heaplint.engine.synth_patterns import CHAIN_MOVES, STORM_RESIZES
 
 POINT_DEFECTS = {
     "double-free": (DOUBLE_FREE, "HL006"),
@@ -28,8 +37,8 @@ def test_point_defect_is_replayed_at_the_truth_addresses(defect: str) -> None:
     found = [(a.pid, a.heap, a.address) for a in r.anomalies if a.kind == anomaly_kind]
     expected = [(truth["pid"], heap, int(x, 16)) for x in truth["addresses"]]
     assert sorted(found) == sorted(expected)
-    # the injected defect is the only integrity anomaly of the trace
-    assert {a.kind for a in r.anomalies if a.kind in INTEGRITY} == {anomaly_kind}
+    # the injected defect is the only sign of trouble in the trace
+    assert {a.kind for a in r.anomalies if a.kind in NEVER_HEALTHY} == {anomaly_kind}
     # the truth's times bracket the anomalies' events
     times = [a.event.time for a in r.anomalies if a.kind == anomaly_kind]
     assert truth["first_time_ns"] == min(times) and truth["last_time_ns"] == max(times)
@@ -84,3 +93,68 @@ def test_defects_survive_attach_mode() -> None:
     for d in r.trace.truth["defects"]:
         for address in d["addresses"]:
             assert (POINT_DEFECTS[d["kind"]][0], int(address, 16)) in found
+
+
+def test_wrong_heap_free_names_both_heaps() -> None:
+    r = replay(make("healthy-cache", events=5000, inject=("wrong-heap-free",)))
+    (truth,) = r.trace.truth["defects"]
+    assert truth["rule"] == "HL008"
+    found = sorted((a.heap, a.address, a.other) for a in r.anomalies if a.kind == WRONG_HEAP_FREE)
+    expected = sorted(
+        (int(o["heap"], 16), int(o["address"], 16), int(o["owner_heap"], 16)) for o in truth["occurrences"]
+    )
+    assert found == expected and len(found) == 2
+    assert {a.kind for a in r.anomalies if a.kind in NEVER_HEALTHY} == {WRONG_HEAP_FREE}
+
+
+def test_invalid_source() -> None:
+    r = replay(make("lfh-churn", events=5000, inject=("invalid-source",)))
+    (truth,) = r.trace.truth["defects"]
+    found = sorted(a.address for a in r.anomalies if a.kind == INVALID_SOURCE)
+    assert found == sorted(int(x, 16) for x in truth["addresses"])
+    assert {a.kind for a in r.anomalies if a.kind in NEVER_HEALTHY} == {INVALID_SOURCE}
+
+
+def test_destroy_live() -> None:
+    r = replay(make("healthy-warmup", events=5000, inject=("destroy-live",)))
+    (truth,) = r.trace.truth["defects"]
+    found = sorted((a.heap, a.count, a.bytes) for a in r.anomalies if a.kind == DESTROY_WITH_LIVE_BLOCKS)
+    expected = sorted((int(o["heap"], 16), o["blocks"], o["size"]) for o in truth["occurrences"])
+    assert found == expected and len(found) == 2
+    assert {a.kind for a in r.anomalies if a.kind in NEVER_HEALTHY} == {DESTROY_WITH_LIVE_BLOCKS}
+
+
+def test_realloc_chain_block_history() -> None:
+    r = replay(make("healthy-cache", events=6000, inject=("realloc-chain",)))
+    (truth,) = r.trace.truth["defects"]
+    assert truth["rule"] == "HL010"
+    pid, heap = truth["pid"], int(truth["heap"], 16)
+    for occ in truth["occurrences"]:
+        (block,) = [
+            b
+            for ev, b in r.ended
+            if ev.kind == 4
+            and ev.pid == pid
+            and ev.heap == heap
+            and ev.address == int(occ["address"], 16)
+            and b.moves > 8
+        ]
+        assert block.moves == occ["moves"] == CHAIN_MOVES
+        assert block.copied == occ["bytes_copied"] > 40_000
+    assert not [a for a in r.anomalies if a.kind in NEVER_HEALTHY]
+
+
+def test_slowpath_storm() -> None:
+    r = replay(make("healthy-sawtooth", events=6000, inject=("slowpath-storm",)))
+    (truth,) = r.trace.truth["defects"]
+    assert truth["rule"] == "HL002" and truth["count"] == 2
+    heap = int(truth["heap"], 16)
+    for occ in truth["occurrences"]:
+        slow = [
+            e
+            for e in r.trace.events()
+            if e.kind == 3 and e.source == 4 and e.heap == heap and occ["time_ns"] <= e.time <= occ["last_time_ns"]
+        ]
+        assert len(slow) == occ["reallocs"] == STORM_RESIZES
+        assert slow[-1].time - slow[0].time < 1_500_000_000
+    assert not [a for a in r.anomalies if a.kind in NEVER_HEALTHY]
