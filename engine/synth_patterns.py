@@ -40,9 +40,9 @@ class Leak(Workload):
 
     def setup(self) -> None:
         self.stacks = [self.site(0)]
-        # a request object with its inline buffer: big enough that the leak,
-        # not the churn beside it, dominates the heap's growth
-        self.size = 256 + (int(self.rng.random() * 48) << 4)
+        # a request clone with its body buffer (0.75-2 KiB): big enough that
+        # the leak, not the churn beside it, dominates the heap's growth
+        self.size = 768 + (int(self.rng.random() * 80) << 4)
         self.fraction = float(self.params["fraction"])
         self.inflight = int(self.params["inflight"])
         self.truth = truth_record("leak", self.proc, self.heap)
