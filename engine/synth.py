@@ -27,8 +27,8 @@ from heaplint.engine.events import HeapEvent, Kind, ProcessFacts, StackTable, Tr
 from heaplint.engine.synth_defects import ACTIONS, DEFECTS, RULE_NAMES, schedule_defect
 from heaplint.engine.synth_patterns import PATTERN_ACTIONS, Leak
 from heaplint.engine.synth_process import REALLOC_SHAPES, SHUTDOWN_MODES, EventTuple, ProcessSim, pick_base
-from heaplint.engine.synth_stacks import StackCatalogue
 from heaplint.engine.synth_realloc import GrowBuffer, SlowPathBurst
+from heaplint.engine.synth_stacks import StackCatalogue
 from heaplint.engine.synth_workloads import (
     Cache,
     LfhChurn,
@@ -100,8 +100,8 @@ class SynthSpec:
     def __post_init__(self) -> None:
         if not self.processes:
             raise UsageError("a synthetic trace needs at least one process")
-        if self.events < 1 or self.duration_ns < 1_000_000:
-            raise UsageError("events must be >= 1 and the duration at least 1ms")
+        if self.events < 1 or self.duration_ns < 100_000_000:
+            raise UsageError("events must be at least 1 and the duration at least 100ms")
         if self.lost_events < 0 or self.disorder_ns < 0 or self.defect_count < 1:
             raise UsageError("lost events and disorder must not be negative; defect count must be >= 1")
         if self.realloc_shape not in REALLOC_SHAPES:
@@ -146,7 +146,8 @@ class SynthTrace:
         for p in spec.processes:
             self.pids.append(_distinct(rng, taken, 1000, 40000))
             self.threads.append([_distinct(rng, taken, 1000, 60000) for _ in range(p.threads)])
-            self.starts.append(1_000_000 + rng.randrange(40_000_000))
+            # processes start within the first 40 ms (or 2 % of a short capture)
+            self.starts.append(1_000_000 + rng.randrange(max(1, min(40_000_000, spec.duration_ns // 50))))
         # lost events: a few bursts, each on one process
         self.bursts: list[list[int]] = []  # [time, pid, remaining]
         if spec.lost_events:

@@ -191,6 +191,8 @@ class ProcessSim:
         else:
             nxt = self.t + 1 + int(self.debt - self.mean_gap * math.log(1.0 - self.rng.random()))
             self.debt = 0.0
+            if nxt > self.end_main:  # the last step of the main phase; shutdown follows
+                nxt = max(self.end_main, self.t + 1)
             if self._schedule and self._schedule[0][0] < nxt:
                 self._run_due(nxt)
                 if nxt <= self.t:

@@ -8,7 +8,6 @@ shape (a ReAlloc alone, or with its inner Alloc/Free).
 
 from __future__ import annotations
 
-
 from typing import Any
 
 from heaplint.engine.events import Source

@@ -3,19 +3,20 @@ collect what the replay saw."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import (
     ABSURD_SIZE,
     DESTROY_WITH_LIVE_BLOCKS,
     DOUBLE_FREE,
     HANDLE_REUSE,
+    INTERIOR_FREE,
     INVALID_SOURCE,
     NULL_ADDRESS,
-    ZERO_SIZE,
-    INTERIOR_FREE,
     OUT_OF_ORDER,
     OVERLAP,
     REALLOC_SIZE_MISMATCH,
@@ -23,6 +24,7 @@ from heaplint.engine.state import (
     UNKNOWN_FREE,
     UNKNOWN_HEAP,
     WRONG_HEAP_FREE,
+    ZERO_SIZE,
     Anomaly,
     ProcessState,
 )
@@ -95,3 +97,15 @@ def replay(trace: SynthTrace, options: ReplayOptions | None = None) -> Replayed:
 
 def make(preset: str, events: int = 6000, seed: int = 7, **kw) -> SynthTrace:
     return synthesize(build_spec(preset, seed=seed, events=events, **kw))
+
+
+def has_module(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+needs_writer = pytest.mark.skipif(
+    not has_module("heaplint.engine.writers"), reason="the canonical writer (heaplint.engine.writers) is not merged yet"
+)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
 from heaplint.engine.cli import main
 from heaplint.engine.synth import synthesize
 from heaplint.engine.synth_presets import PRESETS, build_spec
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-needs_writer = pytest.mark.skipif(
-    not _has("heaplint.engine.writers"), reason="the canonical writer (heaplint.engine.writers) is not merged yet"
-)
+from synth_support import has_module, needs_writer
 
 
 def test_list_presets(capsys: pytest.CaptureFixture) -> None:
@@ -69,7 +56,9 @@ def test_cli_writes_the_same_bytes_for_the_same_seed(tmp_path: Path) -> None:
 
 
 @needs_writer
-@pytest.mark.skipif(not _has("heaplint.engine.readers.canonical"), reason="the canonical reader is not merged yet")
+@pytest.mark.skipif(
+    not has_module("heaplint.engine.readers.canonical"), reason="the canonical reader is not merged yet"
+)
 @pytest.mark.parametrize("name", ["t.jsonl", "t.csv.gz"])
 def test_written_trace_reads_back_as_the_generated_events(tmp_path: Path, name: str) -> None:
     from heaplint.engine.readers import open_trace

@@ -4,9 +4,6 @@ nothing else does."""
 from __future__ import annotations
 
 import pytest
-
-from synth_support import INTEGRITY, NEVER_HEALTHY, make, replay
-
 from heaplint.engine.state import (
     DESTROY_WITH_LIVE_BLOCKS,
     DOUBLE_FREE,
@@ -17,6 +14,7 @@ from heaplint.engine.state import (
     WRONG_HEAP_FREE,
 )
 from heaplint.engine.synth_patterns import CHAIN_MOVES, STORM_RESIZES
+from synth_support import INTEGRITY, NEVER_HEALTHY, make, replay
 
 POINT_DEFECTS = {
     "double-free": (DOUBLE_FREE, "HL006"),

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from synth_support import make
-
 from heaplint.engine.synth import synthesize
 from heaplint.engine.synth_presets import build_spec
+from synth_support import make
 
 
 @pytest.mark.parametrize(

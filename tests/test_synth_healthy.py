@@ -4,12 +4,10 @@ no integrity anomaly, processes end with nothing live, growth plateaus."""
 from __future__ import annotations
 
 import pytest
+from heaplint.engine.state import REALLOC_UNKNOWN_OLD, UNKNOWN_FREE, UNKNOWN_HEAP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from synth_support import INTEGRITY, NEVER_HEALTHY, make, replay
-
-from heaplint.engine.state import REALLOC_UNKNOWN_OLD, UNKNOWN_FREE, UNKNOWN_HEAP
 
 FULL_COVERAGE = ["healthy-cache", "healthy-sawtooth", "healthy-warmup", "lfh-churn", "mixed", "steady", "busy-2proc"]
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import re
 from random import Random
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from synth_support import make
-
 from heaplint.engine.events import Kind, Source
 from heaplint.engine.synth_heap import HEADER, HEAP_SPAN, LARGE_MIN, HeapAllocator, size_class
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from synth_support import make
 
 FRAME = re.compile(r"^[\w.]+\.(exe|dll)!.+\+0x[0-9a-f]+$")
 

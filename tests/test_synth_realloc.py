@@ -4,10 +4,8 @@ of exactly the moves the truth says were logged with them."""
 from __future__ import annotations
 
 import pytest
-
-from synth_support import INTEGRITY, make, replay
-
 from heaplint.engine.replay import ReplayOptions
+from synth_support import INTEGRITY, make, replay
 
 
 def _moves(truth: dict) -> tuple[int, int, int]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from synth_support import INTEGRITY, make, replay
-
+import pytest
+from heaplint.engine.errors import UsageError
 from heaplint.engine.events import Kind
 from heaplint.engine.state import UNKNOWN_FREE
+from heaplint.engine.synth import ProcessSpec, SynthSpec, WorkloadSpec, synthesize
+from synth_support import INTEGRITY, make, replay
 
 
 def _key(e):
@@ -106,3 +108,27 @@ def test_several_threads_per_process() -> None:
     for pid in {e.pid for e in events}:
         assert sum(1 for p, _ in threads if p == pid) >= 3
     assert all(tid % 4 == 0 and pid % 4 == 0 for pid, tid in threads)
+
+
+@pytest.mark.parametrize("preset", ["mixed", "attach", "leak", "high-live-set"])
+def test_tiny_traces_stay_inside_the_capture(preset: str) -> None:
+    kw = {"live_blocks": 3} if preset == "high-live-set" else {}
+    trace = make(preset, events=5, duration_ns=100_000_000, lost_events=2, **kw)
+    events = list(trace.events())
+    assert events and all(0 <= e.time <= 100_000_000 for e in events)
+    replay(trace)  # and it replays (HeapState._check holds)
+
+
+def test_bad_specs_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="at least 100ms"):
+        make("mixed", duration_ns=1_000)
+    with pytest.raises(UsageError, match="unknown defect 'leek'"):
+        make("mixed", inject=("leek",))
+    with pytest.raises(UsageError, match="unknown realloc shape"):
+        make("mixed", realloc_shape="both")
+    with pytest.raises(UsageError, match="unknown workload 'cash'"):
+        SynthSpec(processes=(ProcessSpec("a.exe", (WorkloadSpec("cash"),)),))
+    with pytest.raises(UsageError, match="unknown parameter"):
+        synthesize(SynthSpec(processes=(ProcessSpec("a.exe", (WorkloadSpec("cache", params={"capacty": 3}),)),)))
+    with pytest.raises(UsageError, match="positive weight"):
+        SynthSpec(processes=(ProcessSpec("a.exe", (WorkloadSpec("slowpath-burst", 0.0),)),))
