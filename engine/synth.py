@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from heaplint.engine.errors import UsageError
 from heaplint.engine.events import HeapEvent, Kind, ProcessFacts, StackTable, TraceInfo
+from heaplint.engine.synth_capture import CPUS, drop_lost, per_cpu_disorder
 from heaplint.engine.synth_defects import ACTIONS, DEFECTS, RULE_NAMES, schedule_defect
 from heaplint.engine.synth_patterns import PATTERN_ACTIONS, Leak
 from heaplint.engine.synth_process import REALLOC_SHAPES, SHUTDOWN_MODES, EventTuple, ProcessSim, pick_base
@@ -50,8 +51,6 @@ WORKLOADS: dict[str, type[Workload]] = {
 TRUTH_VERSION = 1
 #: share of the first process's steps the injected leak takes
 LEAK_SHARE = 0.1
-_DROPPABLE = (int(Kind.ALLOC), int(Kind.REALLOC), int(Kind.FREE))
-_CPUS = 4
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ class SynthTrace:
                 when = int(spec.duration_ns * (0.1 + 0.8 * rng.random()))
                 self.bursts.append([when, self.pids[rng.randrange(len(self.pids))], size])
             self.bursts.sort()
-        self.cpu_phase = [rng.randrange(max(1, spec.disorder_ns)) for _ in range(_CPUS)]
+        self.cpu_phase = [rng.randrange(max(1, spec.disorder_ns)) for _ in range(CPUS)]
 
     def _build(self) -> tuple[list[ProcessSim], StackCatalogue]:
         """Fresh process simulations (their state is consumed by a run)."""
@@ -253,9 +252,9 @@ class SynthTrace:
         merged: Iterable[EventTuple] = heapq.merge(*streams) if len(streams) > 1 else streams[0]
         drops: dict[int, list[int]] = {}
         if self.bursts:
-            merged = _drop(merged, [list(b) for b in self.bursts], drops)
+            merged = drop_lost(merged, [list(b) for b in self.bursts], drops)
         if self.spec.disorder_ns:
-            merged = _disorder(merged, self.spec.disorder_ns, self.cpu_phase)
+            merged = per_cpu_disorder(merged, self.spec.disorder_ns, self.cpu_phase)
         images = {p.pid: p.image for p in sims}
         index = 0
         start, end = int(Kind.PROCESS_START), int(Kind.PROCESS_END)
@@ -310,58 +309,6 @@ def _distinct(rng: Random, taken: set[int], lo: int, hi: int) -> int:
         if v not in taken:
             taken.add(v)
             return v
-
-
-def _drop(events: Iterable[EventTuple], bursts: list[list[int]], drops: dict[int, list[int]]) -> Iterator[EventTuple]:
-    """Lose events as a lost ETW buffer does: from each burst's start time on,
-    the next ``remaining`` alloc/realloc/free records of its process vanish.
-    ``drops[pid]`` collects [count, first time, last time]."""
-    pending = bursts  # sorted by time
-    active: list[list[int]] = []
-    for ev in events:
-        t = ev[0]
-        while pending and pending[0][0] <= t:
-            active.append(pending.pop(0))
-        if active and ev[1] in _DROPPABLE:
-            pid = ev[2]
-            for b in active:
-                if b[1] == pid:
-                    b[2] -= 1
-                    if not b[2]:
-                        active.remove(b)
-                    d = drops.get(pid)
-                    if d is None:
-                        drops[pid] = [1, t, t]
-                    else:
-                        d[0] += 1
-                        d[2] = t
-                    break
-            else:
-                yield ev
-                continue
-            continue
-        yield ev
-
-
-def _disorder(events: Iterable[EventTuple], period: int, phase: list[int]) -> Iterator[EventTuple]:
-    """Reorder as per-CPU ETW buffers do: each thread's CPU buffers its events
-    and flushes every ``period`` ns (CPUs out of phase), so the file is in
-    flush order.  A thread's own events keep their order; no event is more
-    than ``period`` away from its place."""
-    held: list[tuple[int, int, int, EventTuple]] = []
-    push, pop = heapq.heappush, heapq.heappop
-    seq = 0
-    for ev in events:
-        t = ev[0]
-        while held and held[0][0] < t:
-            yield pop(held)[3]
-        cpu = (ev[3] >> 2) % _CPUS
-        p = phase[cpu]
-        flush = ((t - p) // period + 1) * period + p
-        push(held, (flush, cpu, seq, ev))
-        seq += 1
-    while held:
-        yield pop(held)[3]
 
 
 def truth_document(

@@ -237,3 +237,21 @@ def build_spec(
         defect_count=defect_count if defect_count is not None else 2,
         preset=name,
     )
+
+
+#: the healthy workloads a labelled corpus is built on (issue: rule quality bar)
+CORPUS_BASES: tuple[str, ...] = ("healthy-cache", "healthy-sawtooth", "healthy-warmup", "lfh-churn", "attach", "lossy")
+
+
+def corpus_specs(events: int = 4000, seed: int = 0) -> list[tuple[str, SynthSpec]]:
+    """A labelled corpus: every base healthy as it is, then with each defect
+    injected alone.  Names are ``base`` or ``base+defect``; each spec's truth
+    lists the rules that should fire (``expected_rules``; empty when healthy)."""
+    from heaplint.engine.synth_defects import DEFECTS
+
+    cases = []
+    for base in CORPUS_BASES:
+        cases.append((base, build_spec(base, seed=seed, events=events)))
+        for defect in DEFECTS:
+            cases.append((f"{base}+{defect}", build_spec(base, seed=seed, events=events, inject=(defect,))))
+    return cases

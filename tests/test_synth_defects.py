@@ -13,7 +13,10 @@ from heaplint.engine.state import (
     UNKNOWN_FREE,
     WRONG_HEAP_FREE,
 )
+from heaplint.engine.synth import synthesize
+from heaplint.engine.synth_defects import DEFECTS
 from heaplint.engine.synth_patterns import CHAIN_MOVES, STORM_RESIZES
+from heaplint.engine.synth_presets import CORPUS_BASES, corpus_specs
 from synth_support import INTEGRITY, NEVER_HEALTHY, make, replay
 
 POINT_DEFECTS = {
@@ -156,3 +159,14 @@ def test_slowpath_storm() -> None:
         assert len(slow) == occ["reallocs"] == STORM_RESIZES
         assert slow[-1].time - slow[0].time < 1_500_000_000
     assert not [a for a in r.anomalies if a.kind in NEVER_HEALTHY]
+
+
+def test_labelled_corpus() -> None:
+    cases = dict(corpus_specs(events=3000))
+    assert len(cases) == len(CORPUS_BASES) * (1 + len(DEFECTS))
+    assert not cases["attach"].inject and cases["lossy"].lost_events > 0
+    for name in ("healthy-warmup+realloc-chain", "attach+double-free", "lossy+leak"):
+        truth = synthesize(cases[name]).truth
+        defect = name.split("+")[1]
+        assert [d["kind"] for d in truth["defects"]] == [defect]
+        assert truth["expected_rules"] == sorted(DEFECTS[defect][1])
