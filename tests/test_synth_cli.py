@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,16 @@ def test_written_trace_reads_back_as_the_generated_events(tmp_path: Path, name: 
         assert reader.stacks == trace.stacks
         assert reader.info.events_lost == 20
         assert all(p.start_seen is False for p in reader.info.processes.values())
+
+
+@needs_writer
+def test_same_bytes_across_interpreters(tmp_path: Path) -> None:
+    # nothing may depend on str hashing or other per-process state
+    outputs = []
+    for hashseed in ("1", "2"):
+        out = tmp_path / f"t{hashseed}.csv.gz"
+        env = {**os.environ, "PYTHONHASHSEED": hashseed}
+        argv = ["--preset", "mixed", "--events", "1500", "--inject", "leak,overlap", "--lost-events", "10", "-o", str(out)]
+        subprocess.run([sys.executable, "-m", "heaplint.engine", "synth", *argv], check=True, env=env)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
