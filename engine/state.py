@@ -17,6 +17,7 @@ Invariants (checked by :meth:`HeapState._check`, which the property tests call):
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable, NamedTuple
 
 from sortedcontainers import SortedDict
@@ -200,8 +201,10 @@ class ProcessState:
         self.last_time = time
         self.created_heaps = 0
         self.uncreated_heaps = 0
-        #: address -> heap handle of recent frees, oldest first (bounded)
-        self.freed: dict[int, int] = {}
+        #: address -> heap handle of recent frees, oldest first (bounded).  An
+        #: OrderedDict because evicting the oldest entry of a plain dict after
+        #: many deletions at its front degrades to a scan of dead slots.
+        self.freed: OrderedDict[int, int] = OrderedDict()
         self.anomalies: dict[str, int] = {}
         self.series = Series()
 
@@ -348,7 +351,7 @@ class HeapState:
         freed = proc.freed
         freed[address] = handle
         if len(freed) > self.freed_memory:
-            del freed[next(iter(freed))]
+            freed.popitem(last=False)
 
     def _check_size(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, size: int, out: list[Anomaly]) -> bool:
         """Note zero and absurd sizes; False when the size is too absurd to track."""
@@ -508,7 +511,7 @@ class HeapState:
         # addresses freed on the retired heap cannot be double-freed there any more
         if proc.freed:
             handle = heap.handle
-            proc.freed = {a: h for a, h in proc.freed.items() if h != handle}
+            proc.freed = OrderedDict((a, h) for a, h in proc.freed.items() if h != handle)
 
     def _process_start(self, proc: ProcessState, ev: HeapEvent):
         if proc.heaps or proc.end_seen or proc.start_seen or proc.retired:
@@ -535,7 +538,7 @@ class HeapState:
             self._retire(proc, heap, time)
         proc.ended = True
         proc.last_time = time
-        proc.freed = {}
+        proc.freed = OrderedDict()
         self.finished.append(proc)
         del self.processes[proc.pid]
 
