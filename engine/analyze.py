@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from heaplint.engine.errors import TraceError
 from heaplint.engine.findings import AnalysisResult, Finding, Severity, TraceResult
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
 from heaplint.engine.replay import Replay, ReplayOptions
@@ -40,8 +41,9 @@ def analyze(
     ``params`` maps ``RULE.NAME`` (rule id or name) to a value as text.
     ``use_config`` looks for heaplint.yaml / [tool.heaplint] upward from the
     current directory when ``config_path`` is not given.  Raises
-    ErrorCollection for rule or config problems, TraceError for unreadable
-    traces."""
+    ErrorCollection for rule or config problems.  A trace that cannot be read
+    whole does not stop the others: its error goes to ``result.errors``, which
+    makes the exit status 2."""
     from heaplint.rules.ruleset import load_ruleset
 
     if ruleset is None:
@@ -49,12 +51,15 @@ def analyze(
             rule_paths, no_builtin=no_builtin, config_path=config_path, use_config=use_config,
             enable=enable, disable=disable, params=params or {},
         )
-    results = [
-        analyze_trace(ruleset, path, input_format=input_format, reader_options=reader_options,
-                      replay_options=replay_options)
-        for path in traces
-    ]
-    return AnalysisResult(results, ruleset.meta, fail_on)
+    results: list[TraceResult] = []
+    errors: list[str] = []
+    for path in traces:
+        try:
+            results.append(analyze_trace(ruleset, path, input_format=input_format, reader_options=reader_options,
+                                         replay_options=replay_options))
+        except TraceError as err:
+            errors.append(str(err))
+    return AnalysisResult(results, ruleset.meta, fail_on, errors=errors)
 
 
 def analyze_trace(

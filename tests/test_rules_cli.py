@@ -48,23 +48,39 @@ def clean_trace(tmp_path):
 
 
 def test_check_reports_findings_and_exits_1(double_free_trace, capsys):
-    assert main(["check", double_free_trace, *RULES]) == 1
+    assert main(["check", double_free_trace, *RULES, "--color", "never"]) == 1
     out = capsys.readouterr().out
-    assert re.search(r"df\.jsonl:3: error HL006 double-free: 0x1000 freed twice on heap process-heap "
-                     r"\[pid 1 app\.exe, heap process-heap", out)
-    assert "trace quality: complete" in out and "1 finding(s): 1 error(s)" in out
+    assert "HL006 double-free app.exe[1] heap process-heap" in out
+    assert "0x1000 freed twice on heap process-heap" in out and "trace quality complete" in out
 
 
 def test_check_clean_trace_exits_0(clean_trace, capsys):
-    assert main(["check", clean_trace, *RULES]) == 0
-    assert "0 finding(s)" in capsys.readouterr().out
+    assert main(["check", clean_trace, *RULES, "--color", "never"]) == 0
+    assert "HL0" not in capsys.readouterr().out
 
 
-def test_check_disable_and_params(double_free_trace, capsys):
+def test_check_disable_params_and_fail_on(double_free_trace, capsys):
     assert main(["check", double_free_trace, *RULES, "--disable", "double-free"]) == 0
     capsys.readouterr()
-    assert main(["check", double_free_trace, *RULES, "--disable", "HL006", "--param", "HL014.limit=8"]) == 0
-    assert "warning HL014 peak-live-bytes: peak live bytes 16 B exceed 8 B" in capsys.readouterr().out
+    args = ["check", double_free_trace, *RULES, "--disable", "HL006", "--param", "HL014.limit=8", "--color", "never"]
+    assert main(args) == 0
+    assert "peak live bytes 16 B exceed 8 B" in capsys.readouterr().out
+    assert main([*args, "--fail-on", "warning"]) == 1
+
+
+def test_check_json_report(double_free_trace, tmp_path):
+    import json
+
+    out = tmp_path / "r.json"
+    assert main(["check", double_free_trace, *RULES, "--format", "json", "-o", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert "HL006" in json.dumps(doc)
+
+
+def test_baseline_create_uses_the_rule_options(double_free_trace, tmp_path, capsys):
+    base = tmp_path / "baseline.json"
+    assert main(["baseline", "create", double_free_trace, *RULES, "-o", str(base)]) == 0
+    assert main(["check", double_free_trace, *RULES, "--baseline", str(base)]) == 0
 
 
 def test_check_bad_rules_exit_2(double_free_trace, tmp_path, capsys):
@@ -79,7 +95,10 @@ def test_check_bad_rules_exit_2(double_free_trace, tmp_path, capsys):
 def test_check_bad_param_and_trace_exit_2(double_free_trace, tmp_path, capsys):
     assert main(["check", double_free_trace, *RULES, "--param", "HL014"]) == 2
     assert "RULE.NAME=VALUE" in capsys.readouterr().err
-    assert main(["check", str(tmp_path / "missing.jsonl"), *RULES]) == 2
+    # an unreadable trace does not hide the others' findings, but the run fails
+    assert main(["check", str(tmp_path / "missing.jsonl"), double_free_trace, *RULES, "--exit-zero"]) == 2
+    captured = capsys.readouterr()
+    assert "missing.jsonl: no such file" in captured.err and "HL006" in captured.out
 
 
 def test_analyze_api(double_free_trace, clean_trace):
@@ -94,6 +113,9 @@ def test_analyze_api(double_free_trace, clean_trace):
     relaxed = analyze([double_free_trace], rule_paths=[str(DATA_RULES)], no_builtin=True, use_config=False,
                       fail_on=None)
     assert relaxed.exit_status == 0
+    broken = analyze([double_free_trace, "/nonexistent.jsonl"], rule_paths=[str(DATA_RULES)], no_builtin=True,
+                     use_config=False)
+    assert len(broken.traces) == 1 and broken.errors and broken.exit_status == 2
     assert analyze([double_free_trace], rule_paths=[str(DATA_RULES)], no_builtin=True, use_config=False,
                    disable=["HL006"], fail_on=Severity.WARNING).exit_status == 0
 
