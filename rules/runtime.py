@@ -164,12 +164,16 @@ class RuleRun:
         sink = self.sink
         by_heap = "heap" in rule.by
 
+        def key_of(c: Ctx) -> tuple:
+            return (c.ev.pid, *[g(c) for g in getters])
+
         def step(c: Ctx) -> bool:
             ev = c.ev
-            keys = tuple(g(c) for g in getters)
-            group = ws.add(c, (ev.pid, *keys), ev.time)
-            if group is None:
+            found = ws.add(c, key_of, ev.time)
+            if found is None:
                 return False
+            group, key = found
+            keys = key[1:]
             c.win = values(group)
             c.key = keys
             if when(c):

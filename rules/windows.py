@@ -70,11 +70,14 @@ class WindowState:
         self.any_where = any(w is not None for w in self.wheres)
         self.rate_factor = 1_000_000_000 / over
 
-    def add(self, ctx: Any, key: tuple, time: int) -> Group | None:
-        """File the event in ``ctx`` under ``key``; see the class docstring."""
+    def add(self, ctx: Any, key_of: Callable[[Any], tuple], time: int) -> tuple[Group, tuple] | None:
+        """File the event in ``ctx`` under the group ``key_of(ctx)`` names
+        (computed only for window events); return the group and its key, or
+        None (see the class docstring)."""
         hits = [w(ctx) if w is not None else None for w in self.wheres]
         if self.any_where and not any(hits):
             return None
+        key = key_of(ctx)
         groups = self.groups
         g = groups.get(key)
         b = time // self.width
@@ -123,7 +126,7 @@ class WindowState:
         self._adds += 1
         if self._adds % SWEEP_EVERY == 0:
             self.sweep(b)
-        return g
+        return g, key
 
     def _expire(self, g: Group, b: int) -> None:
         low = b - BUCKETS + 1

@@ -314,7 +314,7 @@ def test_window_min_max_sum_match_reference(tmp_path_factory, items):
     width = max(1, MS // BUCKETS)
     for i, (t, size) in enumerate(items):
         c.ev = HeapEvent(int(Kind.ALLOC), t, 1, heap=0x10, size=size)
-        g = ws.add(c, (1,), t)
+        g, _ = ws.add(c, lambda c: (1,), t)
         inside = [s for tt, s in items[: i + 1] if tt // width > t // width - BUCKETS]
         values = dict(zip([a.name for a in rule.aggs], ws.values(g)))
         assert values == {"max": max(inside), "min": min(inside), "sum": sum(inside)}
