@@ -1,0 +1,425 @@
+"""The native .etl reader: Windows ETW trace logs, plain or compressed.
+
+Reading works in two passes over the file, neither of which holds more than a
+few buffers in memory:
+
+1. **Index.**  Read the 72-byte header of every buffer (seek + read) and group
+   the buffer offsets by (logger id, processor) stream, in file order.  ETW
+   writes per-processor buffers whenever they fill, so file order is not time
+   order (a quiet processor's buffer can arrive seconds after a busy one's), but
+   within one stream the buffers follow each other in time.
+2. **Merge.**  A k-way merge over the streams, one decoded buffer (plus one of
+   look-ahead, so that a StackWalk record at the start of the next buffer can
+   still reach its event) per stream.  Events leave in timestamp order.
+
+Memory: two decoded buffers per stream plus 8 bytes of index per buffer; it
+does not grow with the number of events.  Input that cannot seek cheaply
+(stdin, gzip, zip) is first spooled to a temporary file.
+
+Decoding is in :meth:`EtlReader._decode`, the hot loop: one ``unpack_from`` for
+each record's prefix, one more for a heap record, one ``tuple.__new__`` for its
+event.  See docs/etl-format.md for what is decoded and what is skipped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import math
+import shutil
+import struct
+import tempfile
+from bisect import bisect_right
+from operator import itemgetter
+from typing import BinaryIO, Iterator
+
+from heaplint.engine.errors import TraceError
+from heaplint.engine.events import HeapEvent, Kind
+from heaplint.engine.readers.base import ReaderOptions, TraceReader
+from heaplint.engine.readers.etl_container import (
+    BUFFER_HEADER_SIZE,
+    HEADER_KIND_NAMES,
+    HEADER_LENGTH,
+    HEADER_POINTER_SIZE,
+    HT_MESSAGE,
+    HT_UNKNOWN,
+    EtlFormatError,
+    LogfileHeader,
+    index_streams,
+    looks_like_etl,
+    parse_logfile_header,
+    read_payload,
+    scan_buffers,
+)
+from heaplint.engine.readers.etl_kernel import (
+    GROUP_HEAP,
+    HEAP_DECODED,
+    HEAP_REALLOC,
+    KIND_BY_OPCODE,
+    ImageMap,
+    StackResolver,
+    heap_record_struct,
+)
+from heaplint.engine.readers.etl_records import KernelDecoder
+
+_PREFIX = struct.Struct("<HBBHH")
+_new = tuple.__new__
+_TIME = itemgetter(1)
+_ALLOC, _FREE, _REALLOC = int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)
+_CREATE, _DESTROY = int(Kind.HEAP_CREATE), int(Kind.DESTROY)
+_MAX_SOURCE = 6
+
+
+def _heap_specs() -> dict[int, tuple[int, struct.Struct, int]]:
+    """(header type << 16 | hook id) -> (kind, whole-record struct, minimum record size)."""
+    specs = {}
+    for htype, hlen in ((1, 32), (2, 32), (3, 24), (4, 24)):
+        psize = HEADER_POINTER_SIZE[htype]
+        for opcode in HEAP_DECODED:
+            st = heap_record_struct(opcode, psize, hlen)
+            specs[htype << 16 | GROUP_HEAP << 8 | opcode] = (KIND_BY_OPCODE[opcode], st, st.size)
+    return specs
+
+
+_HEAP_SPECS = _heap_specs()
+_KERNEL_GROUPS = frozenset((0x03, 0x14, 0x18))
+
+
+class EtlReader(TraceReader):
+    """Reads binary .etl files (see the module docstring and docs/etl-format.md).
+
+    After :meth:`events` is exhausted, besides ``info`` and ``stacks``:
+    ``header`` (the :class:`LogfileHeader`), ``record_counts`` (records per
+    header kind), ``buffer_stats`` (buffers, compressed, lost flags) and
+    ``heap_opcode_counts`` (heap records per opcode, decoded or not).
+    """
+
+    name = "etl"
+    description = "Windows ETW trace log (.etl), plain or compressed buffers"
+
+    def __init__(self, stream: BinaryIO, path: str, options: ReaderOptions | None = None) -> None:
+        super().__init__(stream, path, options)
+        self.header: LogfileHeader | None = None
+        self.record_counts: dict[str, int] = {}
+        self.buffer_stats: dict[str, int] = {}
+        self.heap_opcode_counts: dict[int, int] = {}
+        self.images = ImageMap()
+        self.resolver = StackResolver(self.images, self.stacks)
+        self._counts = [0] * (HT_UNKNOWN + 1)
+        self._heap_ops = [0] * 256
+        self._index = 0
+        self._bad_sources = 0
+        self._origin = 0
+        self._num = 1
+        self._den = 1
+        self._last_time = 0
+        self._kernel: KernelDecoder | None = None
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return looks_like_etl(head)
+
+    # --- the stream ------------------------------------------------------------
+    def _seekable(self) -> tuple[BinaryIO, BinaryIO | None]:
+        """A cheaply seekable view of the input, and the spool file to close."""
+        s = self.stream
+        if isinstance(s, io.BytesIO) or (isinstance(getattr(s, "raw", None), io.FileIO) and s.seekable()):
+            return s, None
+        spool = tempfile.TemporaryFile(prefix="heaplint-etl-")
+        shutil.copyfileobj(s, spool, 1 << 20)  # type: ignore[misc]
+        return spool, spool  # type: ignore[return-value]
+
+    def events(self) -> Iterator[HeapEvent]:
+        fh, spool = self._seekable()
+        try:
+            yield from self._events(fh)
+        except EtlFormatError as err:
+            raise TraceError(f"{err} (file offset 0x{err.offset:x})", path=self.path) from None
+        finally:
+            if spool is not None:
+                spool.close()
+
+    def _events(self, fh: BinaryIO) -> Iterator[HeapEvent]:
+        fh.seek(0, io.SEEK_END)
+        size = fh.tell()
+        head, payload = read_payload(fh, 0, size)
+        self.header = header = parse_logfile_header(fh_bytes(fh, 0, BUFFER_HEADER_SIZE) + payload)
+        self._set_clock(header)
+        info = self.info
+        info.pointer_size = header.pointer_size
+        info.events_lost = header.events_lost
+        info.buffers_lost = header.buffers_lost
+        info.timer_frequency = header.timer_frequency
+        info.clock = header.clock
+        info.start_wall_time = header.start_wall_time()
+        info.capture_start = 0
+        info.notes.extend(header.notes)
+        self._kernel = KernelDecoder(self, self.resolver, self.images)
+        streams, self.buffer_stats = index_streams(self._scan(fh, size))
+        yield from self._merge(fh, size, list(streams.values()))
+        self._finish()
+
+    def _scan(self, fh: BinaryIO, size: int) -> Iterator:
+        try:
+            yield from scan_buffers(fh, size)
+        except EtlFormatError as err:
+            self.bad_record(f"{err}; the buffers from there on are not read")
+
+    def _set_clock(self, header: LogfileHeader) -> None:
+        self._origin = header.origin
+        per_second = header.ticks_per_second
+        g = math.gcd(1_000_000_000, per_second)
+        self._num = 1_000_000_000 // g
+        self._den = per_second // g
+
+    def time_ns(self, raw: int) -> int:
+        """A raw timestamp as ns of trace time (from the logfile header's timestamp)."""
+        return (raw - self._origin) * self._num // self._den
+
+    # --- the merge -------------------------------------------------------------
+    def _merge(self, fh: BinaryIO, size: int, streams: list) -> Iterator[HeapEvent]:
+        """Yield the events of every stream in time order (see the module docstring)."""
+        # per stream: [offsets, next buffer, current events, position, look-ahead events]
+        states = []
+        heap = []
+        for k, offsets in enumerate(streams):
+            st = [offsets, 0, [], 0, None]
+            st[4] = self._load(fh, size, st, None)
+            self._advance(fh, size, st)
+            states.append(st)
+            if st[2]:
+                heap.append((st[2][0][1], k))
+        heapq.heapify(heap)
+        heapreplace, heappop = heapq.heapreplace, heapq.heappop
+        while heap:
+            k = heap[0][1]
+            st = states[k]
+            cur = st[2]
+            pos = st[3]
+            n = len(heap)
+            if n == 1:
+                cut = len(cur)
+            else:
+                limit = heap[1][0]
+                if n > 2 and heap[2][0] < limit:
+                    limit = heap[2][0]
+                cut = bisect_right(cur, limit, pos, key=_TIME)
+                if cut == pos:
+                    cut = pos + 1
+            if pos == 0 and cut == len(cur):
+                yield from cur
+            else:
+                yield from cur[pos:cut]
+            if cut < len(cur):
+                st[3] = cut
+                heapreplace(heap, (cur[cut][1], k))
+            else:
+                self._advance(fh, size, st)
+                if st[2]:
+                    heapreplace(heap, (st[2][0][1], k))
+                else:
+                    heappop(heap)
+
+    def _advance(self, fh: BinaryIO, size: int, st: list) -> None:
+        """Make the look-ahead buffer current and decode the next one, skipping
+        buffers without events."""
+        while True:
+            cur = st[4]
+            if cur is None:
+                st[2] = []
+                return
+            st[4] = self._load(fh, size, st, cur)
+            if cur:
+                st[2] = cur
+                st[3] = 0
+                if cur[-1][1] > self._last_time:
+                    self._last_time = cur[-1][1]
+                return
+
+    def _load(self, fh: BinaryIO, size: int, st: list, prev: list | None) -> list | None:
+        """Decode the stream's next buffer; None when it has no more."""
+        offsets = st[0]
+        i = st[1]
+        if i >= len(offsets):
+            return None
+        st[1] = i + 1
+        try:
+            header, payload = read_payload(fh, offsets[i], size)
+        except EtlFormatError as err:
+            self.bad_record(str(err))
+            return []
+        return self._decode(payload, prev, header.offset)
+
+    # --- the hot loop ----------------------------------------------------------
+    def _decode(self, data: bytes, prev: list | None, where: int) -> list:
+        """The events of one buffer's records, sorted by time."""
+        out: list = []
+        append = out.append
+        prefix = _PREFIX.unpack_from
+        counts = self._counts
+        specs = _HEAP_SPECS
+        kernel_groups = _KERNEL_GROUPS
+        origin, num, den = self._origin, self._num, self._den
+        idx = self._index
+        last_t = -(1 << 62)
+        unsorted = False
+        pos = 0
+        end = len(data)
+        while pos + 8 <= end:
+            first, ht, marker, size, hook = prefix(data, pos)
+            if ht <= 4 and ht and marker & 0xC0 == 0xC0:
+                counts[ht] += 1
+                group = hook >> 8
+                if group == 0x10:
+                    spec = specs.get(ht << 16 | hook)
+                    if spec is None:
+                        self._heap_ops[hook & 0xFF] += 1
+                    elif size < spec[2] or pos + size > end:
+                        self._bad(where, pos, f"heap record of {size} bytes is too short")
+                        break
+                    else:
+                        kind = spec[0]
+                        self._heap_ops[hook & 0xFF] += 1
+                        if kind == _ALLOC:
+                            tid, pid, ts, heap, sz, addr, src = spec[1].unpack_from(data, pos)
+                            if src > _MAX_SOURCE:
+                                src = self._source(src)
+                            t = (ts - origin) * num // den
+                            append(_new(HeapEvent, (kind, t, pid, tid, heap, addr, sz, 0, None, src, None, 0, None, idx, 0)))
+                        elif kind == _FREE:
+                            tid, pid, ts, heap, addr, src = spec[1].unpack_from(data, pos)
+                            if src > _MAX_SOURCE:
+                                src = self._source(src)
+                            t = (ts - origin) * num // den
+                            append(_new(HeapEvent, (kind, t, pid, tid, heap, addr, 0, 0, None, src, None, 0, None, idx, 0)))
+                        elif kind == _REALLOC:
+                            tid, pid, ts, heap, new, old, sz, osz, src = spec[1].unpack_from(data, pos)
+                            if src > _MAX_SOURCE:
+                                src = self._source(src)
+                            t = (ts - origin) * num // den
+                            append(_new(HeapEvent, (kind, t, pid, tid, heap, new, sz, old, osz, src, None, 0, None, idx, 0)))
+                        elif kind == _CREATE:
+                            tid, pid, ts, heap, flags = spec[1].unpack_from(data, pos)
+                            t = (ts - origin) * num // den
+                            append(_new(HeapEvent, (kind, t, pid, tid, heap, 0, 0, 0, None, 0, None, flags, None, idx, 0)))
+                        else:
+                            tid, pid, ts, heap = spec[1].unpack_from(data, pos)
+                            t = (ts - origin) * num // den
+                            append(_new(HeapEvent, (kind, t, pid, tid, heap, 0, 0, 0, None, 0, None, 0, None, idx, 0)))
+                        idx += 1
+                        if t < last_t:
+                            unsorted = True
+                        last_t = t
+                elif group in kernel_groups:
+                    if size < HEADER_LENGTH[ht] or pos + size > end:
+                        self._bad(where, pos, f"record of {size} bytes is too short")
+                        break
+                    self._index = idx
+                    ev = self._kernel.hooked(data, pos, ht, first, size, hook, out, prev)  # type: ignore[union-attr]
+                    if ev is not None:
+                        append(ev)
+                        idx += 1
+                        if ev[1] < last_t:
+                            unsorted = True
+                        last_t = ev[1]
+            elif ht == 17 or ht == 16:
+                counts[ht] += 1
+                if hook >> 8 in kernel_groups:
+                    if size < 16 or pos + size > end:
+                        self._bad(where, pos, f"record of {size} bytes is too short")
+                        break
+                    self._index = idx
+                    ev = self._kernel.hooked(data, pos, ht, first, size, hook, out, prev)  # type: ignore[union-attr]
+                    if ev is not None:
+                        append(ev)
+                        idx += 1
+                        if ev[1] < last_t:
+                            unsorted = True
+                        last_t = ev[1]
+            elif ht in HEADER_LENGTH and marker & 0xC0 == 0xC0:
+                counts[ht] += 1
+                size = first
+                if size < HEADER_LENGTH[ht] or pos + size > end:
+                    self._bad(where, pos, f"record of {size} bytes is shorter than its header")
+                    break
+                self._index = idx
+                ev = self._kernel.classic(data, pos, ht, size, out, prev)  # type: ignore[union-attr]
+                if ev is not None:
+                    append(ev)
+                    idx += 1
+                    if ev[1] < last_t:
+                        unsorted = True
+                    last_t = ev[1]
+            elif marker & 0xD0 == 0x90:
+                counts[HT_MESSAGE] += 1  # a WPP message: sized by its first word
+                size = first
+            elif first == 0xFFFF and ht == 0xFF:
+                break  # unused space filled with 0xFF
+            else:
+                counts[HT_UNKNOWN] += 1
+                self._bad(where, pos, f"unknown record header (type {ht}, flags 0x{marker:02x})")
+                break
+            if size < 8:
+                self._bad(where, pos, f"record size {size} is impossible")
+                break
+            pos += (size + 7) & -8
+        self._index = idx
+        if unsorted:
+            out.sort(key=_TIME)
+        return out
+
+    def _bad(self, where: int, pos: int, message: str) -> None:
+        """A record the walker cannot get past: the rest of its buffer is skipped."""
+        self.bad_record(
+            f"{message}; buffer at file offset 0x{where:x}, record at +0x{pos + BUFFER_HEADER_SIZE:x} "
+            "(the rest of the buffer is skipped)"
+        )
+
+    def _source(self, value: int) -> int:
+        self._bad_sources += 1
+        return 0
+
+    # --- the end ---------------------------------------------------------------
+    def _finish(self) -> None:
+        """Final trace facts, once every buffer is read."""
+        self.resolver.finish()
+        info = self.info
+        info.capture_end = self._last_time
+        stats = self.buffer_stats
+        flagged = stats.get("buffer_lost_flag", 0)
+        if flagged > info.buffers_lost:
+            info.buffers_lost = flagged
+        flagged = stats.get("events_lost_flag", 0)
+        if flagged and not info.events_lost:
+            info.events_lost = flagged
+            info.notes.append(
+                f"{flagged} buffer(s) flagged 'events lost' while the header reports none; "
+                "events_lost is a lower bound"
+            )
+        self.record_counts = {
+            HEADER_KIND_NAMES[ht]: n for ht, n in enumerate(self._counts) if n and ht in HEADER_KIND_NAMES
+        }
+        self.heap_opcode_counts = {op: n for op, n in enumerate(self._heap_ops) if n}
+        skipped = {op: n for op, n in self.heap_opcode_counts.items() if op not in HEAP_DECODED}
+        if skipped:
+            listed = ", ".join(f"opcode {op}: {n:,}" for op, n in sorted(skipped.items()))
+            info.notes.append(f"heap records that change no block were counted, not replayed ({listed})")
+        if self._bad_sources:
+            info.notes.append(f"{self._bad_sources:,} heap records had an unknown Source value (read as unknown)")
+        if self.resolver.unresolved_keys:
+            info.notes.append(f"{self.resolver.unresolved_keys:,} stacks referenced cache keys never resolved")
+        header = self.header
+        if header is not None:
+            info.notes.append(
+                f"logger '{header.logger_name}', Windows build {header.build}, {header.processors} processors, "
+                f"{stats.get('buffers', 0):,} buffers ({stats.get('compressed', 0):,} compressed)"
+            )
+
+
+def fh_bytes(fh: BinaryIO, offset: int, count: int) -> bytes:
+    """``count`` bytes at ``offset``."""
+    fh.seek(offset)
+    return fh.read(count)
+
+
+__all__ = ["EtlReader", "HEAP_REALLOC"]
