@@ -277,7 +277,7 @@ class EtlWriter:
     def close(self, time: int | None = None) -> None:
         """Write the stack key rundown and flush every processor's last buffer
         (highest processor first, so that file order differs from time order)."""
-        last = max(b.last_ticks for b in self.buffers)
+        last = max(b.last_ticks for b in self.buffers) + 1  # the rundown follows the last event
         for (pid, frames), key in self.keys.items():
             self._append(0, self.perfinfo(0x1824, struct.pack(f"<Q{len(frames)}Q", key, *frames), last), last)
         self.keys.clear()

@@ -24,6 +24,7 @@ event.  See docs/etl-format.md for what is decoded and what is skipped.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import io
 import math
 import shutil
@@ -60,7 +61,7 @@ from heaplint.engine.readers.etl_kernel import (
     StackResolver,
     heap_record_struct,
 )
-from heaplint.engine.readers.etl_records import KernelDecoder
+from heaplint.engine.readers.etl_records import KEY_FRAMES, KEY_REF, KernelDecoder, PendingStack
 
 _PREFIX = struct.Struct("<HBBHH")
 _new = tuple.__new__
@@ -114,6 +115,9 @@ class EtlReader(TraceReader):
         self._den = 1
         self._last_time = 0
         self._kernel: KernelDecoder | None = None
+        #: set once a buffer held stack-key records: the merge then resolves them
+        self.keyed_stacks = False
+        self._key_queue: deque = deque()
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -157,6 +161,7 @@ class EtlReader(TraceReader):
         self._kernel = KernelDecoder(self, self.resolver, self.images)
         streams, self.buffer_stats = index_streams(self._scan(fh, size))
         yield from self._merge(fh, size, list(streams.values()))
+        yield from self._flush_keys()
         self._finish()
 
     def _scan(self, fh: BinaryIO, size: int) -> Iterator:
@@ -206,7 +211,9 @@ class EtlReader(TraceReader):
                 cut = bisect_right(cur, limit, pos, key=_TIME)
                 if cut == pos:
                     cut = pos + 1
-            if pos == 0 and cut == len(cur):
+            if self.keyed_stacks:
+                yield from self._resolve_keys(cur[pos:cut])
+            elif pos == 0 and cut == len(cur):
                 yield from cur
             else:
                 yield from cur[pos:cut]
@@ -220,6 +227,44 @@ class EtlReader(TraceReader):
                 else:
                     heappop(heap)
 
+    def _resolve_keys(self, items: list) -> Iterator[HeapEvent]:
+        """Apply stack-key markers in time order and drop them; hold back events
+        (and every event after them, to keep the order) until their key
+        references are applied, which happens a few records later."""
+        resolver = self.resolver
+        queue = self._key_queue
+        for ev in items:
+            kind = ev[0]
+            if kind == KEY_FRAMES:
+                resolver.key_frames(ev[2], ev[3])
+            elif kind == KEY_REF:
+                holder = ev[2]
+                holder.slots[ev[3]] = resolver.slot(ev[4], ev[5])
+                holder.remaining -= 1
+            elif queue or type(ev[10]) is PendingStack:
+                queue.append(ev)
+            else:
+                yield ev
+            while queue:
+                head = queue[0]
+                stack = head[10]
+                if type(stack) is PendingStack:
+                    if stack.remaining:
+                        break
+                    head = _new(HeapEvent, head[:10] + (resolver.spec(stack.slots_in_order()),) + head[11:])
+                queue.popleft()
+                yield head
+
+    def _flush_keys(self) -> Iterator[HeapEvent]:
+        """Events still held at the end of the trace (references never seen)."""
+        while self._key_queue:
+            head = self._key_queue.popleft()
+            stack = head[10]
+            if type(stack) is PendingStack:
+                slots = stack.slots_in_order()
+                head = _new(HeapEvent, head[:10] + (self.resolver.spec(slots) if slots else None,) + head[11:])
+            yield head
+
     def _advance(self, fh: BinaryIO, size: int, st: list) -> None:
         """Make the look-ahead buffer current and decode the next one, skipping
         buffers without events."""
@@ -228,7 +273,9 @@ class EtlReader(TraceReader):
             if cur is None:
                 st[2] = []
                 return
-            st[4] = self._load(fh, size, st, cur)
+            # a StackWalk record at the start of the next buffer may belong to an
+            # event at the end of the last buffer that had events
+            st[4] = self._load(fh, size, st, cur if cur else st[2])
             if cur:
                 st[2] = cur
                 st[3] = 0

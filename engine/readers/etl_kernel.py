@@ -190,15 +190,19 @@ class StackResolver:
     share one id.  *Keyed* stacks (opcodes 37/38, stack caching) carry a key
     whose frames arrive later in KeyDelete (35) or KeyRundown (36); an event may
     get a kernel key and a user key, whose frames are joined kernel-first.
-    Frames of keys never resolved stay unknown (the stack id then has no entry
-    until, if ever, its key is resolved)."""
+
+    A key is reused after its KeyDelete, so reference and delete records must
+    be applied in the order of their own timestamps: the reader calls
+    :meth:`slot` and :meth:`key_frames` as its merge releases those records,
+    not while decoding buffers.
+    Memory: a slot per live key, the frames of every resolved key."""
 
     def __init__(self, images: ImageMap, stacks: dict[int, tuple[str, ...]]) -> None:
         self.images = images
         self.stacks = stacks
         self._direct: dict[tuple, int] = {}
         self._next_id = 1
-        self._live_keys: dict[int, int] = {}  # key -> slot
+        self._live: dict[int, int] = {}  # key -> slot of its current epoch
         self._slot_pid: dict[int, int] = {}
         self._slot_frames: dict[int, tuple[str, ...]] = {}
         self._spec_ids: dict[tuple[int, ...], int] = {}
@@ -223,19 +227,16 @@ class StackResolver:
             self.stacks[sid] = self.render(pid, addresses)
         return sid
 
-    def key_ref(self, pid: int, key: int, current: int | None, kernel: bool) -> int:
-        """The stack id of an event that references cached stack ``key``;
-        ``current`` is the id the event already has (from its other key).
-        Kernel-key frames go before user-key frames (they are innermost)."""
-        slot = self._live_keys.get(key)
+    def slot(self, pid: int, key: int) -> int:
+        """The slot of ``key``'s current epoch, as a reference record sees it."""
+        slot = self._live.get(key)
         if slot is None:
-            slot = self._live_keys[key] = self._new_id()
+            slot = self._live[key] = self._new_id()
             self._slot_pid[slot] = pid
-        slots: tuple[int, ...] = (slot,)
-        if current is not None:
-            prior = self._spec_slots.get(current)
-            if prior is not None and slot not in prior:
-                slots = (slot,) + prior if kernel else prior + (slot,)
+        return slot
+
+    def spec(self, slots: tuple[int, ...]) -> int:
+        """The stack id of an event whose stack is the frames of ``slots`` joined."""
         sid = self._spec_ids.get(slots)
         if sid is None:
             sid = self._spec_ids[slots] = self._new_id()
@@ -244,9 +245,9 @@ class StackResolver:
 
     def key_frames(self, key: int, addresses: tuple[int, ...]) -> None:
         """KeyDelete / KeyRundown: the frames of ``key``; the key may be reused after."""
-        slot = self._live_keys.pop(key, None)
+        slot = self._live.pop(key, None)
         if slot is None:
-            return  # a cached stack no event of interest referenced
+            return  # a cached stack no decoded event referenced
         self._slot_frames[slot] = self.render(self._slot_pid.pop(slot, 0), addresses)
 
     def finish(self) -> None:

@@ -59,6 +59,25 @@ _HEAP_KINDS = frozenset(int(k) for k in (Kind.ALLOC, Kind.REALLOC, Kind.FREE, Ki
 #: how far back (events) a StackWalk record looks for its event, per buffer list
 _ATTACH_LOOKBACK = 512
 _EXT_STACK_TRACE32, _EXT_STACK_TRACE64 = 5, 6
+#: kinds of the stack-key markers in a buffer's event list (never yielded)
+KEY_FRAMES = -1  # (KEY_FRAMES, time, key, frames): KeyDelete / KeyRundown
+KEY_REF = -2  # (KEY_REF, time, holder, index, pid, key): StackKeyKernel / StackKeyUser
+
+
+class PendingStack:
+    """The stack of an event whose stack-key references are not applied yet."""
+
+    __slots__ = ("slots", "kernel", "remaining")
+
+    def __init__(self) -> None:
+        self.slots: list[int] = []
+        self.kernel: list[bool] = []
+        self.remaining = 0
+
+    def slots_in_order(self) -> tuple[int, ...]:
+        """Kernel-key slots first: kernel frames are innermost."""
+        pairs = sorted(zip(self.kernel, self.slots), key=lambda p: not p[0])
+        return tuple(s for _, s in pairs if s)
 
 
 class KernelDecoder:
@@ -90,7 +109,7 @@ class KernelDecoder:
             ts, tid, pid = _TS_TID_PID.unpack_from(data, pos + 16)[0], *struct.unpack_from("<II", data, pos + 8)
         try:
             if group == GROUP_STACKWALK:
-                self._stack(data, body, end, opcode, psize, out, prev)
+                self._stack(data, body, end, opcode, psize, out, prev, ts)
                 return None
             if group == GROUP_PROCESS and opcode in (PROCESS_START, PROCESS_END, PROCESS_DC_START, PROCESS_DC_END):
                 return self._process(data, body, end, opcode, first & 0xFF, psize, ts, tid)
@@ -129,7 +148,9 @@ class KernelDecoder:
         return _new(HeapEvent, (kind, t, pid, tid, 0, 0, 0, 0, None, 0, None, 0, image, self.reader._index, 0))
 
     # --- stacks ------------------------------------------------------------------
-    def _stack(self, data: bytes, body: int, end: int, opcode: int, psize: int, out: list, prev: list | None) -> None:
+    def _stack(
+        self, data: bytes, body: int, end: int, opcode: int, psize: int, out: list, prev: list | None, ts: int
+    ) -> None:
         frames = self.frames[psize]
         if opcode == STACK_WALK:
             ts, pid, tid = _TS_TID_PID.unpack_from(data, body)
@@ -142,20 +163,31 @@ class KernelDecoder:
             sid = self.resolver.direct(pid, frames(data, body + 16, count))
             lst[i] = _with_stack(lst[i], sid)
         elif opcode == STACK_KEY_KERNEL or opcode == STACK_KEY_USER:
-            ts, pid, tid = _TS_TID_PID.unpack_from(data, body)
+            # the event gets a holder now; the merge fills it when it releases this
+            # record (keys are reused after KeyDelete: only record time order is right)
+            event_ts, pid, tid = _TS_TID_PID.unpack_from(data, body)
             key = frames(data, body + 16, 1)[0]
-            found = self._find(out, prev, self.reader.time_ns(ts), pid, tid)
+            found = self._find(out, prev, self.reader.time_ns(event_ts), pid, tid)
             if found is None:
                 self.unmatched_stacks += 1
                 return
             lst, i = found
-            sid = self.resolver.key_ref(pid, key, lst[i][10], opcode == STACK_KEY_KERNEL)
-            lst[i] = _with_stack(lst[i], sid)
+            holder = lst[i][10]
+            if type(holder) is not PendingStack:
+                holder = PendingStack()
+                lst[i] = _with_stack(lst[i], holder)  # type: ignore[arg-type]
+            holder.slots.append(0)
+            holder.kernel.append(opcode == STACK_KEY_KERNEL)
+            holder.remaining += 1
+            out.append((KEY_REF, self.reader.time_ns(ts), holder, len(holder.slots) - 1, pid, key))
+            self.reader.keyed_stacks = True
         elif opcode == STACK_KEY_DELETE or opcode == STACK_KEY_RUNDOWN:
             count = (end - body) // psize
             if count >= 1:
                 values = frames(data, body, count)
-                self.resolver.key_frames(values[0], values[1:])
+                # a marker the merge applies in time order and never yields
+                out.append((KEY_FRAMES, self.reader.time_ns(ts), values[0], values[1:]))
+                self.reader.keyed_stacks = True
 
     @staticmethod
     def _find(out: list, prev: list | None, t: int, pid: int, tid: int) -> tuple[list, int] | None:
@@ -223,5 +255,5 @@ def heap_event(kind: int, t: int, pid: int, tid: int, fields: tuple) -> HeapEven
     return HeapEvent(kind, t, pid, tid, fields[0])
 
 
-def _with_stack(ev: tuple, sid: int) -> HeapEvent:
+def _with_stack(ev: tuple, sid: int | tuple) -> HeapEvent:
     return _new(HeapEvent, ev[:10] + (sid,) + ev[11:])
