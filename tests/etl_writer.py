@@ -237,10 +237,13 @@ class EtlWriter:
 
     def _stack(self, rec: Record, cpu: int, ticks: int) -> None:
         ev = rec.event
+        psize = self.pointer_size  # stack records are the kernel's: the trace's pointer size
+        p = "I" if psize == 4 else "Q"
         head = struct.pack("<qII", ticks, ev.pid, ev.tid)
         if self.stack_mode == "direct":
             frames = rec.kernel_frames + rec.frames
-            self._append(cpu, self.perfinfo(0x1820, head + struct.pack(f"<{len(frames)}Q", *frames), ticks), ticks)
+            record = self.perfinfo(0x1820, head + struct.pack(f"<{len(frames)}{p}", *frames), ticks, psize)
+            self._append(cpu, record, ticks)
             return
         for opcode, frames in ((0x1825, rec.kernel_frames), (0x1826, rec.frames)):
             if not frames:
@@ -251,13 +254,13 @@ class EtlWriter:
                 if len(self.keys) >= self.key_cache_size:  # evict the oldest: KeyDelete, the key is reused
                     old = next(iter(self.keys))
                     key = self.keys.pop(old)
-                    self._append(cpu, self.perfinfo(0x1823, struct.pack(f"<Q{len(old[1])}Q", key, *old[1]), ticks),
-                                 ticks)  # fmt: skip
+                    payload = struct.pack(f"<{p}{len(old[1])}{p}", key, *old[1])
+                    self._append(cpu, self.perfinfo(0x1823, payload, ticks, psize), ticks)
                 else:
                     key = self.next_key
                     self.next_key += 0x40
                 self.keys[cache_key] = key
-            self._append(cpu, self.perfinfo(opcode, head + struct.pack("<Q", key), ticks), ticks)
+            self._append(cpu, self.perfinfo(opcode, head + struct.pack("<" + p, key), ticks, psize), ticks)
 
     def rundown_processes(self, processes: Mapping[int, str], time: int, opcode: int = 3) -> None:
         """DCStart (opcode 3) or DCEnd (4) records for processes alive at trace start / end."""
@@ -278,8 +281,10 @@ class EtlWriter:
         """Write the stack key rundown and flush every processor's last buffer
         (highest processor first, so that file order differs from time order)."""
         last = max(b.last_ticks for b in self.buffers) + 1  # the rundown follows the last event
+        p = "I" if self.pointer_size == 4 else "Q"
         for (pid, frames), key in self.keys.items():
-            self._append(0, self.perfinfo(0x1824, struct.pack(f"<Q{len(frames)}Q", key, *frames), last), last)
+            payload = struct.pack(f"<{p}{len(frames)}{p}", key, *frames)
+            self._append(0, self.perfinfo(0x1824, payload, last, self.pointer_size), last)
         self.keys.clear()
         for buf in reversed(self.buffers):
             if buf.data:

@@ -21,10 +21,12 @@ IMAGES = [
     (200, APP32_BASE, APP_SIZE, r"C:\Windows\SysWOW64\app32.exe"),
 ]
 PROCS = {100: ("app.exe", 8), 200: ("app32.exe", 4)}
+KERNEL32_BASE = 0x80000000
+IMAGES32 = [(0, KERNEL32_BASE, KERNEL_SIZE, r"\SystemRoot\system32\ntoskrnl.exe"), IMAGES[2]]
 
 
 def render(pid: int, address: int) -> str:
-    for ipid, base, size, path in IMAGES:
+    for ipid, base, size, path in IMAGES + IMAGES32:
         if ipid in (pid, 0) and base <= address < base + size:
             return f"{path.rsplit(chr(92), 1)[-1]}+0x{address - base:x}"
     return f"0x{address:x}"
@@ -55,7 +57,8 @@ def traces(draw, pointer_size: int = 8):
         address = draw(st.integers(1, 2**24)) * 16 + (0x7F0000000000 if psize == 8 else 0)
         size = draw(st.integers(0, 2**20))
         frames = tuple(base + draw(st.integers(0, APP_SIZE - 1)) for _ in range(draw(st.integers(0, 4))))
-        kernel = tuple(KERNEL_BASE + draw(st.integers(0, 0xFFFF)) for _ in range(draw(st.integers(0, 2))))
+        kbase = KERNEL_BASE if pointer_size == 8 else KERNEL32_BASE
+        kernel = tuple(kbase + draw(st.integers(0, 0xFFFF)) for _ in range(draw(st.integers(0, 2))))
         common = dict(cpu=draw(st.integers(0, cpus - 1)), pointer_size=psize if pointer_size == 8 else None,
                       frames=frames, kernel_frames=kernel, header=draw(st.sampled_from(headers)))  # fmt: skip
         if kind != "alloc" and not live[pid]:
@@ -95,7 +98,7 @@ def traces(draw, pointer_size: int = 8):
 
 def decode(records: list[Record], **options) -> tuple[EtlReader, list[HeapEvent]]:
     fh = io.BytesIO()
-    write_etl(fh, records, images=IMAGES, **options)
+    write_etl(fh, records, images=IMAGES if options.get("pointer_size", 8) == 8 else IMAGES32, **options)
     fh.seek(0)
     reader = EtlReader(fh, "synthetic.etl")  # type: ignore[arg-type]
     return reader, list(reader.events())
