@@ -148,7 +148,7 @@ class EtlWriter:
         psize = self.pointer_size
         p = self._ptr(psize)
         names = "HeapSession".encode("utf-16-le") + b"\0\0" + "C:\\trace\\heap.etl".encode("utf-16-le") + b"\0\0"
-        head = struct.pack("<IIIIqIIIIIIII", self.buffer_size, 0x0105000A, 19041, self.cpus, 0, 156250, 0,
+        head = struct.pack("<IIIIqIIIIIIII", self.buffer_size, 0x0501000A, 19041, self.cpus, 0, 156250, 0,
                            0x1, 0, 1, psize, self.events_lost, 3000)  # fmt: skip
         head += struct.pack("<" + p + p, 0, 0)  # LoggerName, LogFileName pointers
         head += struct.pack("<i", -60) + b"\0" * 168  # TIME_ZONE_INFORMATION, 172 bytes
@@ -156,6 +156,7 @@ class EtlWriter:
         head += struct.pack("<qqqII", START_FILETIME - 36_000_000_000, self.freq, START_FILETIME,
                             self.clock_type, self.buffers_lost)  # fmt: skip
         record = self.system(0x0000, head + names, 0, 0, ORIGIN_TICKS, psize)
+        self.header_at = self.fh.tell() if self.fh.seekable() else 0
         body = record + b"\0" * (-len(record) % 8)
         self._emit(body, cpu=0, btype=4, flags=0x21, ticks=ORIGIN_TICKS, header=True)
 
@@ -172,9 +173,14 @@ class EtlWriter:
             size = 72 + len(data)
             flags |= 0x40
         else:
-            size = saved if header else max(self.buffer_size, saved)
+            # like ETW: a plain file's buffers all have the logger's buffer size; the
+            # header buffer of a compressed file is rounded up to 512 bytes
+            size = max(self.buffer_size, saved) if not (header and self.compress) else (saved + 511) // 512 * 512
             data = bytes(body) + b"\xff" * (size - saved)
-        self.sequence += 1
+        if header:
+            ticks = 0
+        else:
+            self.sequence += 1
         self.fh.write(_BUFFER.pack(size, saved, saved, 0, ticks, self.sequence, 0, cpu, self.logger_id, 3, saved,
                                    flags, btype, b"\0" * 16) + data)  # fmt: skip
 
@@ -290,6 +296,13 @@ class EtlWriter:
             if buf.data:
                 self._emit(buf.data, buf.cpu, 0, 0x21, buf.last_ticks)
                 buf.data = bytearray()
+        # the logfile header's BuffersWritten counts every buffer (header included);
+        # ETW fills it in at the end too, and some readers rely on it
+        if self.fh.seekable():
+            end = self.fh.tell()
+            self.fh.seek(self.header_at + 72 + 32 + 0x24)
+            self.fh.write(struct.pack("<I", self.written + 1))
+            self.fh.seek(end)
 
 
 def write_etl(path_or_file: str | BinaryIO, events: Iterable[HeapEvent | Record], *,

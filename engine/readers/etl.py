@@ -23,7 +23,6 @@ event.  See docs/etl-format.md for what is decoded and what is skipped.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 import io
 import math
@@ -63,7 +62,7 @@ from heaplint.engine.readers.etl_kernel import (
 )
 from heaplint.engine.readers.etl_records import KEY_FRAMES, KEY_REF, KernelDecoder, PendingStack
 
-_PREFIX = struct.Struct("<HBBHH")
+_PREFIX = struct.Struct("<HHHH")  # version or size, type | marker << 8, size, hook id
 _new = tuple.__new__
 _TIME = itemgetter(1)
 _ALLOC, _FREE, _REALLOC = int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)
@@ -71,15 +70,22 @@ _CREATE, _DESTROY = int(Kind.HEAP_CREATE), int(Kind.DESTROY)
 _MAX_SOURCE = 6
 
 
-def _heap_specs() -> dict[int, tuple[int, struct.Struct, int]]:
-    """(header type << 16 | hook id) -> (kind, whole-record struct, minimum record size)."""
+def _heap_specs() -> dict[int, tuple]:
+    """((header type | marker 0xC0 << 8) << 16 | hook id) -> (kind, unpack of the
+    whole record, minimum record size, header type, opcode)."""
     specs = {}
     for htype, hlen in ((1, 32), (2, 32), (3, 24), (4, 24)):
         psize = HEADER_POINTER_SIZE[htype]
         for opcode in HEAP_DECODED:
             st = heap_record_struct(opcode, psize, hlen)
-            specs[htype << 16 | GROUP_HEAP << 8 | opcode] = (KIND_BY_OPCODE[opcode], st, st.size)
+            key = (htype | 0xC0 << 8) << 16 | GROUP_HEAP << 8 | opcode
+            specs[key] = (KIND_BY_OPCODE[opcode], st.unpack_from, st.size, len(_SPEC_NUMBERS))
+            _SPEC_NUMBERS.append((htype, opcode))
     return specs
+
+
+#: (header type, opcode) of each heap spec, by its number (for the counters)
+_SPEC_NUMBERS: list[tuple[int, int]] = []
 
 
 _HEAP_SPECS = _heap_specs()
@@ -108,6 +114,7 @@ class EtlReader(TraceReader):
         self.resolver = StackResolver(self.images, self.stacks)
         self._counts = [0] * (HT_UNKNOWN + 1)
         self._heap_ops = [0] * 256
+        self._spec_counts = [0] * len(_SPEC_NUMBERS)
         self._index = 0
         self._bad_sources = 0
         self._origin = 0
@@ -134,19 +141,66 @@ class EtlReader(TraceReader):
         return spool, spool  # type: ignore[return-value]
 
     def events(self) -> Iterator[HeapEvent]:
+        # a plain function returning the one generator: every generator layer
+        # costs time per event
+        return self._run()
+
+    def _run(self) -> Iterator[HeapEvent]:
+        """Yield the events of every stream in time order.
+
+        Each round takes the *horizon* H, the smallest last time among the
+        streams' current buffers: no later buffer of any stream holds an event
+        before H (a stream's buffers follow each other in time), so every event
+        up to H can go.  The round's slices (one sorted run per stream) are
+        merged by one ``list.sort`` (Timsort merges runs in C), and at least one
+        buffer is used up per round.  Memory: the current and look-ahead buffer
+        of each stream."""
         fh, spool = self._seekable()
         try:
-            yield from self._events(fh)
+            size, streams = self._start(fh)
+            # per stream: [offsets, next buffer, current events, position, look-ahead events]
+            active = []
+            for offsets in streams:
+                st = [offsets, 0, [], 0, None]
+                st[4] = self._load(fh, size, st, None)
+                self._advance(fh, size, st)
+                if st[2]:
+                    active.append(st)
+            while active:
+                horizon = min(st[2][-1][1] for st in active)
+                batch: list = []
+                runs = 0
+                for st in active:
+                    cur, pos = st[2], st[3]
+                    cut = len(cur) if cur[-1][1] <= horizon else bisect_right(cur, horizon, pos, key=_TIME)
+                    if cut > pos:
+                        batch += cur if pos == 0 and cut == len(cur) else cur[pos:cut]
+                        runs += 1
+                        st[3] = cut
+                if runs > 1:
+                    batch.sort(key=_TIME)
+                if self.keyed_stacks:
+                    yield from self._resolve_keys(batch)
+                else:
+                    yield from batch
+                for st in active:
+                    if st[3] == len(st[2]):
+                        self._advance(fh, size, st)
+                active = [st for st in active if st[2]]
+            yield from self._flush_keys()
+            self._finish()
         except EtlFormatError as err:
             raise TraceError(f"{err} (file offset 0x{err.offset:x})", path=self.path) from None
         finally:
             if spool is not None:
                 spool.close()
 
-    def _events(self, fh: BinaryIO) -> Iterator[HeapEvent]:
+    def _start(self, fh: BinaryIO) -> tuple[int, list]:
+        """Read the logfile header and index the buffers; return the file size
+        and the per-stream buffer offsets."""
         fh.seek(0, io.SEEK_END)
         size = fh.tell()
-        head, payload = read_payload(fh, 0, size)
+        _, payload = read_payload(fh, 0, size)
         self.header = header = parse_logfile_header(fh_bytes(fh, 0, BUFFER_HEADER_SIZE) + payload)
         self._set_clock(header)
         info = self.info
@@ -160,9 +214,7 @@ class EtlReader(TraceReader):
         info.notes.extend(header.notes)
         self._kernel = KernelDecoder(self, self.resolver, self.images)
         streams, self.buffer_stats = index_streams(self._scan(fh, size))
-        yield from self._merge(fh, size, list(streams.values()))
-        yield from self._flush_keys()
-        self._finish()
+        return size, list(streams.values())
 
     def _scan(self, fh: BinaryIO, size: int) -> Iterator:
         try:
@@ -182,51 +234,6 @@ class EtlReader(TraceReader):
         return (raw - self._origin) * self._num // self._den
 
     # --- the merge -------------------------------------------------------------
-    def _merge(self, fh: BinaryIO, size: int, streams: list) -> Iterator[HeapEvent]:
-        """Yield the events of every stream in time order (see the module docstring)."""
-        # per stream: [offsets, next buffer, current events, position, look-ahead events]
-        states = []
-        heap = []
-        for k, offsets in enumerate(streams):
-            st = [offsets, 0, [], 0, None]
-            st[4] = self._load(fh, size, st, None)
-            self._advance(fh, size, st)
-            states.append(st)
-            if st[2]:
-                heap.append((st[2][0][1], k))
-        heapq.heapify(heap)
-        heapreplace, heappop = heapq.heapreplace, heapq.heappop
-        while heap:
-            k = heap[0][1]
-            st = states[k]
-            cur = st[2]
-            pos = st[3]
-            n = len(heap)
-            if n == 1:
-                cut = len(cur)
-            else:
-                limit = heap[1][0]
-                if n > 2 and heap[2][0] < limit:
-                    limit = heap[2][0]
-                cut = bisect_right(cur, limit, pos, key=_TIME)
-                if cut == pos:
-                    cut = pos + 1
-            if self.keyed_stacks:
-                yield from self._resolve_keys(cur[pos:cut])
-            elif pos == 0 and cut == len(cur):
-                yield from cur
-            else:
-                yield from cur[pos:cut]
-            if cut < len(cur):
-                st[3] = cut
-                heapreplace(heap, (cur[cut][1], k))
-            else:
-                self._advance(fh, size, st)
-                if st[2]:
-                    heapreplace(heap, (st[2][0][1], k))
-                else:
-                    heappop(heap)
-
     def _resolve_keys(self, items: list) -> Iterator[HeapEvent]:
         """Apply stack-key markers in time order and drop them; hold back events
         (and every event after them, to keep the order) until their key
@@ -299,64 +306,66 @@ class EtlReader(TraceReader):
 
     # --- the hot loop ----------------------------------------------------------
     def _decode(self, data: bytes, prev: list | None, where: int) -> list:
-        """The events of one buffer's records, sorted by time."""
+        """The events of one buffer's records, sorted by time.
+
+        The hot loop.  A record's first 8 bytes give its header type and marker
+        flags, size and hook id; ``(type | marker << 8) << 16 | hook`` looks up
+        the heap-event layouts directly, so a heap record costs one dict probe,
+        one ``unpack_from`` of the whole record and one ``tuple.__new__``."""
         out: list = []
         append = out.append
         prefix = _PREFIX.unpack_from
         counts = self._counts
+        heap_ops = self._heap_ops
+        spec_counts = self._spec_counts
         specs = _HEAP_SPECS
         kernel_groups = _KERNEL_GROUPS
+        new, event = _new, HeapEvent
+        alloc, free, realloc, create = _ALLOC, _FREE, _REALLOC, _CREATE
         origin, num, den = self._origin, self._num, self._den
         idx = self._index
-        last_t = -(1 << 62)
-        unsorted = False
         pos = 0
         end = len(data)
         while pos + 8 <= end:
-            first, ht, marker, size, hook = prefix(data, pos)
-            if ht <= 4 and ht and marker & 0xC0 == 0xC0:
+            first, typemark, size, hook = prefix(data, pos)
+            spec = specs.get(typemark << 16 | hook)
+            if spec is not None:
+                kind, unpack, need, number = spec
+                spec_counts[number] += 1
+                if not need <= size <= end - pos:
+                    self._bad(where, pos, f"heap record of {size} bytes is too short")
+                    break
+                if kind == alloc:
+                    tid, pid, ts, heap, sz, addr, src = unpack(data, pos)
+                    if src > 6:
+                        src = self._source(src)
+                    append(new(event, (kind, (ts - origin) * num // den, pid, tid, heap, addr, sz, 0, None, src, None, 0, None, idx, 0)))  # fmt: skip
+                elif kind == free:
+                    tid, pid, ts, heap, addr, src = unpack(data, pos)
+                    if src > 6:
+                        src = self._source(src)
+                    append(new(event, (kind, (ts - origin) * num // den, pid, tid, heap, addr, 0, 0, None, src, None, 0, None, idx, 0)))  # fmt: skip
+                elif kind == realloc:
+                    tid, pid, ts, heap, addr, old, sz, osz, src = unpack(data, pos)
+                    if src > 6:
+                        src = self._source(src)
+                    append(new(event, (kind, (ts - origin) * num // den, pid, tid, heap, addr, sz, old, osz, src, None, 0, None, idx, 0)))  # fmt: skip
+                elif kind == create:
+                    tid, pid, ts, heap, flags = unpack(data, pos)
+                    append(new(event, (kind, (ts - origin) * num // den, pid, tid, heap, 0, 0, 0, None, 0, None, flags, None, idx, 0)))  # fmt: skip
+                else:
+                    tid, pid, ts, heap = unpack(data, pos)
+                    append(new(event, (kind, (ts - origin) * num // den, pid, tid, heap, 0, 0, 0, None, 0, None, 0, None, idx, 0)))  # fmt: skip
+                idx += 1
+                pos += (size + 7) & -8
+                continue
+            ht = typemark & 0xFF
+            marker = typemark >> 8
+            if marker & 0xC0 == 0xC0 and (ht <= 4 or ht == 16 or ht == 17) and ht:
                 counts[ht] += 1
                 group = hook >> 8
-                if group == 0x10:
-                    spec = specs.get(ht << 16 | hook)
-                    if spec is None:
-                        self._heap_ops[hook & 0xFF] += 1
-                    elif size < spec[2] or pos + size > end:
-                        self._bad(where, pos, f"heap record of {size} bytes is too short")
-                        break
-                    else:
-                        kind = spec[0]
-                        self._heap_ops[hook & 0xFF] += 1
-                        if kind == _ALLOC:
-                            tid, pid, ts, heap, sz, addr, src = spec[1].unpack_from(data, pos)
-                            if src > _MAX_SOURCE:
-                                src = self._source(src)
-                            t = (ts - origin) * num // den
-                            append(_new(HeapEvent, (kind, t, pid, tid, heap, addr, sz, 0, None, src, None, 0, None, idx, 0)))
-                        elif kind == _FREE:
-                            tid, pid, ts, heap, addr, src = spec[1].unpack_from(data, pos)
-                            if src > _MAX_SOURCE:
-                                src = self._source(src)
-                            t = (ts - origin) * num // den
-                            append(_new(HeapEvent, (kind, t, pid, tid, heap, addr, 0, 0, None, src, None, 0, None, idx, 0)))
-                        elif kind == _REALLOC:
-                            tid, pid, ts, heap, new, old, sz, osz, src = spec[1].unpack_from(data, pos)
-                            if src > _MAX_SOURCE:
-                                src = self._source(src)
-                            t = (ts - origin) * num // den
-                            append(_new(HeapEvent, (kind, t, pid, tid, heap, new, sz, old, osz, src, None, 0, None, idx, 0)))
-                        elif kind == _CREATE:
-                            tid, pid, ts, heap, flags = spec[1].unpack_from(data, pos)
-                            t = (ts - origin) * num // den
-                            append(_new(HeapEvent, (kind, t, pid, tid, heap, 0, 0, 0, None, 0, None, flags, None, idx, 0)))
-                        else:
-                            tid, pid, ts, heap = spec[1].unpack_from(data, pos)
-                            t = (ts - origin) * num // den
-                            append(_new(HeapEvent, (kind, t, pid, tid, heap, 0, 0, 0, None, 0, None, 0, None, idx, 0)))
-                        idx += 1
-                        if t < last_t:
-                            unsorted = True
-                        last_t = t
+                if group == GROUP_HEAP:
+                    heap_ops[hook & 0xFF] += 1  # an opcode that changes no block
                 elif group in kernel_groups:
                     if size < HEADER_LENGTH[ht] or pos + size > end:
                         self._bad(where, pos, f"record of {size} bytes is too short")
@@ -366,23 +375,6 @@ class EtlReader(TraceReader):
                     if ev is not None:
                         append(ev)
                         idx += 1
-                        if ev[1] < last_t:
-                            unsorted = True
-                        last_t = ev[1]
-            elif ht == 17 or ht == 16:
-                counts[ht] += 1
-                if hook >> 8 in kernel_groups:
-                    if size < 16 or pos + size > end:
-                        self._bad(where, pos, f"record of {size} bytes is too short")
-                        break
-                    self._index = idx
-                    ev = self._kernel.hooked(data, pos, ht, first, size, hook, out, prev)  # type: ignore[union-attr]
-                    if ev is not None:
-                        append(ev)
-                        idx += 1
-                        if ev[1] < last_t:
-                            unsorted = True
-                        last_t = ev[1]
             elif ht in HEADER_LENGTH and marker & 0xC0 == 0xC0:
                 counts[ht] += 1
                 size = first
@@ -394,13 +386,10 @@ class EtlReader(TraceReader):
                 if ev is not None:
                     append(ev)
                     idx += 1
-                    if ev[1] < last_t:
-                        unsorted = True
-                    last_t = ev[1]
             elif marker & 0xD0 == 0x90:
                 counts[HT_MESSAGE] += 1  # a WPP message: sized by its first word
                 size = first
-            elif first == 0xFFFF and ht == 0xFF:
+            elif first == 0xFFFF and typemark == 0xFFFF:
                 break  # unused space filled with 0xFF
             else:
                 counts[HT_UNKNOWN] += 1
@@ -411,8 +400,7 @@ class EtlReader(TraceReader):
                 break
             pos += (size + 7) & -8
         self._index = idx
-        if unsorted:
-            out.sort(key=_TIME)
+        out.sort(key=_TIME)  # records of one buffer are in time order but for rare ties; O(n) then
         return out
 
     def _bad(self, where: int, pos: int, message: str) -> None:
@@ -430,6 +418,10 @@ class EtlReader(TraceReader):
     def _finish(self) -> None:
         """Final trace facts, once every buffer is read."""
         self.resolver.finish()
+        for number, n in enumerate(self._spec_counts):
+            htype, opcode = _SPEC_NUMBERS[number]
+            self._counts[htype] += n
+            self._heap_ops[opcode] += n
         info = self.info
         info.capture_end = self._last_time
         stats = self.buffer_stats
