@@ -31,7 +31,7 @@ import struct
 import tempfile
 from bisect import bisect_right
 from operator import itemgetter
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
@@ -89,6 +89,16 @@ _SPEC_NUMBERS: list[tuple[int, int]] = []
 
 
 _HEAP_SPECS = _heap_specs()
+_STACK_HEAD = struct.Struct("<qII").unpack_from
+_FRAME_STRUCTS: dict[tuple[int, int], Callable] = {}
+
+
+def _frames(count: int, psize: int) -> Callable:
+    """``unpack_from`` of ``count`` pointer-sized frames, compiled once per count."""
+    unpack = _FRAME_STRUCTS.get((count, psize))
+    if unpack is None:
+        unpack = _FRAME_STRUCTS[(count, psize)] = struct.Struct(f"<{count}{'Q' if psize == 8 else 'I'}").unpack_from
+    return unpack
 _KERNEL_GROUPS = frozenset((0x03, 0x14, 0x18))
 
 
@@ -361,6 +371,19 @@ class EtlReader(TraceReader):
                 continue
             ht = typemark & 0xFF
             marker = typemark >> 8
+            if hook == 0x1820 and out and (typemark == 0xC011 or typemark == 0xC010) and 32 <= size <= end - pos:
+                # StackWalk (perfinfo header) right after its event: the common case, inlined
+                ts, pid, tid = _STACK_HEAD(data, pos + 16)
+                last = out[-1]
+                if last[3] == tid and last[1] == (ts - origin) * num // den and last[2] == pid and 0 < last[0] <= 5:
+                    psize = 8 if ht == 17 else 4
+                    count = (size - 32) // psize
+                    frames = _frames(count, psize)(data, pos + 32)
+                    sid = self.resolver.direct(pid, frames)
+                    out[-1] = new(event, last[:10] + (sid,) + last[11:])
+                    counts[ht] += 1
+                    pos += (size + 7) & -8
+                    continue
             if marker & 0xC0 == 0xC0 and (ht <= 4 or ht == 16 or ht == 17) and ht:
                 counts[ht] += 1
                 group = hook >> 8
