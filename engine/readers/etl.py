@@ -23,7 +23,6 @@ event.  See docs/etl-format.md for what is decoded and what is skipped.
 
 from __future__ import annotations
 
-from collections import deque
 import io
 import math
 import shutil
@@ -31,7 +30,7 @@ import struct
 import tempfile
 from bisect import bisect_right
 from operator import itemgetter
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
@@ -40,7 +39,6 @@ from heaplint.engine.readers.etl_container import (
     BUFFER_HEADER_SIZE,
     HEADER_KIND_NAMES,
     HEADER_LENGTH,
-    HEADER_POINTER_SIZE,
     HT_MESSAGE,
     HT_UNKNOWN,
     EtlFormatError,
@@ -54,51 +52,22 @@ from heaplint.engine.readers.etl_container import (
 from heaplint.engine.readers.etl_kernel import (
     GROUP_HEAP,
     HEAP_DECODED,
-    HEAP_REALLOC,
-    KIND_BY_OPCODE,
+    HEAP_SPECS,
+    SPEC_NUMBERS,
+    STACK_HEAD,
     ImageMap,
     StackResolver,
-    heap_record_struct,
+    frame_unpacker,
 )
-from heaplint.engine.readers.etl_records import KEY_FRAMES, KEY_REF, KernelDecoder, PendingStack
+from heaplint.engine.readers.etl_records import KernelDecoder, KeyedStackQueue
 
 _PREFIX = struct.Struct("<HHHH")  # version or size, type | marker << 8, size, hook id
 _new = tuple.__new__
 _TIME = itemgetter(1)
 _ALLOC, _FREE, _REALLOC = int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)
-_CREATE, _DESTROY = int(Kind.HEAP_CREATE), int(Kind.DESTROY)
-_MAX_SOURCE = 6
+_CREATE = int(Kind.HEAP_CREATE)
 
 
-def _heap_specs() -> dict[int, tuple]:
-    """((header type | marker 0xC0 << 8) << 16 | hook id) -> (kind, unpack of the
-    whole record, minimum record size, header type, opcode)."""
-    specs = {}
-    for htype, hlen in ((1, 32), (2, 32), (3, 24), (4, 24)):
-        psize = HEADER_POINTER_SIZE[htype]
-        for opcode in HEAP_DECODED:
-            st = heap_record_struct(opcode, psize, hlen)
-            key = (htype | 0xC0 << 8) << 16 | GROUP_HEAP << 8 | opcode
-            specs[key] = (KIND_BY_OPCODE[opcode], st.unpack_from, st.size, len(_SPEC_NUMBERS))
-            _SPEC_NUMBERS.append((htype, opcode))
-    return specs
-
-
-#: (header type, opcode) of each heap spec, by its number (for the counters)
-_SPEC_NUMBERS: list[tuple[int, int]] = []
-
-
-_HEAP_SPECS = _heap_specs()
-_STACK_HEAD = struct.Struct("<qII").unpack_from
-_FRAME_STRUCTS: dict[tuple[int, int], Callable] = {}
-
-
-def _frames(count: int, psize: int) -> Callable:
-    """``unpack_from`` of ``count`` pointer-sized frames, compiled once per count."""
-    unpack = _FRAME_STRUCTS.get((count, psize))
-    if unpack is None:
-        unpack = _FRAME_STRUCTS[(count, psize)] = struct.Struct(f"<{count}{'Q' if psize == 8 else 'I'}").unpack_from
-    return unpack
 _KERNEL_GROUPS = frozenset((0x03, 0x14, 0x18))
 
 
@@ -124,7 +93,7 @@ class EtlReader(TraceReader):
         self.resolver = StackResolver(self.images, self.stacks)
         self._counts = [0] * (HT_UNKNOWN + 1)
         self._heap_ops = [0] * 256
-        self._spec_counts = [0] * len(_SPEC_NUMBERS)
+        self._spec_counts = [0] * len(SPEC_NUMBERS)
         self._index = 0
         self._bad_sources = 0
         self._origin = 0
@@ -134,7 +103,7 @@ class EtlReader(TraceReader):
         self._kernel: KernelDecoder | None = None
         #: set once a buffer held stack-key records: the merge then resolves them
         self.keyed_stacks = False
-        self._key_queue: deque = deque()
+        self._keys = KeyedStackQueue(self.resolver)
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -190,14 +159,14 @@ class EtlReader(TraceReader):
                 if runs > 1:
                     batch.sort(key=_TIME)
                 if self.keyed_stacks:
-                    yield from self._resolve_keys(batch)
+                    yield from self._keys.resolve(batch)
                 else:
                     yield from batch
                 for st in active:
                     if st[3] == len(st[2]):
                         self._advance(fh, size, st)
                 active = [st for st in active if st[2]]
-            yield from self._flush_keys()
+            yield from self._keys.flush()
             self._finish()
         except EtlFormatError as err:
             raise TraceError(f"{err} (file offset 0x{err.offset:x})", path=self.path) from None
@@ -242,45 +211,6 @@ class EtlReader(TraceReader):
     def time_ns(self, raw: int) -> int:
         """A raw timestamp as ns of trace time (from the logfile header's timestamp)."""
         return (raw - self._origin) * self._num // self._den
-
-    # --- the merge -------------------------------------------------------------
-    def _resolve_keys(self, items: list) -> Iterator[HeapEvent]:
-        """Apply stack-key markers in time order and drop them; hold back events
-        (and every event after them, to keep the order) until their key
-        references are applied, which happens a few records later."""
-        resolver = self.resolver
-        queue = self._key_queue
-        for ev in items:
-            kind = ev[0]
-            if kind == KEY_FRAMES:
-                resolver.key_frames(ev[2], ev[3])
-            elif kind == KEY_REF:
-                holder = ev[2]
-                holder.slots[ev[3]] = resolver.slot(ev[4], ev[5])
-                holder.remaining -= 1
-            elif queue or type(ev[10]) is PendingStack:
-                queue.append(ev)
-            else:
-                yield ev
-            while queue:
-                head = queue[0]
-                stack = head[10]
-                if type(stack) is PendingStack:
-                    if stack.remaining:
-                        break
-                    head = _new(HeapEvent, head[:10] + (resolver.spec(stack.slots_in_order()),) + head[11:])
-                queue.popleft()
-                yield head
-
-    def _flush_keys(self) -> Iterator[HeapEvent]:
-        """Events still held at the end of the trace (references never seen)."""
-        while self._key_queue:
-            head = self._key_queue.popleft()
-            stack = head[10]
-            if type(stack) is PendingStack:
-                slots = stack.slots_in_order()
-                head = _new(HeapEvent, head[:10] + (self.resolver.spec(slots) if slots else None,) + head[11:])
-            yield head
 
     def _advance(self, fh: BinaryIO, size: int, st: list) -> None:
         """Make the look-ahead buffer current and decode the next one, skipping
@@ -328,7 +258,7 @@ class EtlReader(TraceReader):
         counts = self._counts
         heap_ops = self._heap_ops
         spec_counts = self._spec_counts
-        specs = _HEAP_SPECS
+        specs = HEAP_SPECS
         kernel_groups = _KERNEL_GROUPS
         new, event = _new, HeapEvent
         alloc, free, realloc, create = _ALLOC, _FREE, _REALLOC, _CREATE
@@ -373,12 +303,12 @@ class EtlReader(TraceReader):
             marker = typemark >> 8
             if hook == 0x1820 and out and (typemark == 0xC011 or typemark == 0xC010) and 32 <= size <= end - pos:
                 # StackWalk (perfinfo header) right after its event: the common case, inlined
-                ts, pid, tid = _STACK_HEAD(data, pos + 16)
+                ts, pid, tid = STACK_HEAD(data, pos + 16)
                 last = out[-1]
                 if last[3] == tid and last[1] == (ts - origin) * num // den and last[2] == pid and 0 < last[0] <= 5:
                     psize = 8 if ht == 17 else 4
                     count = (size - 32) // psize
-                    frames = _frames(count, psize)(data, pos + 32)
+                    frames = frame_unpacker(count, psize)(data, pos + 32)
                     sid = self.resolver.direct(pid, frames)
                     out[-1] = new(event, last[:10] + (sid,) + last[11:])
                     counts[ht] += 1
@@ -442,7 +372,7 @@ class EtlReader(TraceReader):
         """Final trace facts, once every buffer is read."""
         self.resolver.finish()
         for number, n in enumerate(self._spec_counts):
-            htype, opcode = _SPEC_NUMBERS[number]
+            htype, opcode = SPEC_NUMBERS[number]
             self._counts[htype] += n
             self._heap_ops[opcode] += n
         info = self.info
@@ -484,4 +414,4 @@ def fh_bytes(fh: BinaryIO, offset: int, count: int) -> bytes:
     return fh.read(count)
 
 
-__all__ = ["EtlReader", "HEAP_REALLOC"]
+__all__ = ["EtlReader"]

@@ -273,3 +273,34 @@ def make_frame_reader(pointer_size: int) -> Callable[[bytes, int, int], tuple[in
         return struct.unpack_from(f"<{count}{code}", data, pos)
 
     return frames
+
+
+def _heap_specs() -> dict[int, tuple]:
+    """((header type | marker 0xC0 << 8) << 16 | hook id) -> (kind, unpack of the
+    whole record, minimum record size, header type, opcode)."""
+    specs = {}
+    for htype, hlen in ((1, 32), (2, 32), (3, 24), (4, 24)):
+        psize = 4 if htype in (1, 3) else 8
+        for opcode in HEAP_DECODED:
+            st = heap_record_struct(opcode, psize, hlen)
+            key = (htype | 0xC0 << 8) << 16 | GROUP_HEAP << 8 | opcode
+            specs[key] = (KIND_BY_OPCODE[opcode], st.unpack_from, st.size, len(SPEC_NUMBERS))
+            SPEC_NUMBERS.append((htype, opcode))
+    return specs
+
+
+#: (header type, opcode) of each heap spec, by its number (for the counters)
+SPEC_NUMBERS: list[tuple[int, int]] = []
+
+
+HEAP_SPECS = _heap_specs()
+STACK_HEAD = struct.Struct("<qII").unpack_from
+FRAME_STRUCTS: dict[tuple[int, int], Callable] = {}
+
+
+def frame_unpacker(count: int, psize: int) -> Callable:
+    """``unpack_from`` of ``count`` pointer-sized frames, compiled once per count."""
+    unpack = FRAME_STRUCTS.get((count, psize))
+    if unpack is None:
+        unpack = FRAME_STRUCTS[(count, psize)] = struct.Struct(f"<{count}{'Q' if psize == 8 else 'I'}").unpack_from
+    return unpack

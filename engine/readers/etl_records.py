@@ -10,7 +10,8 @@ over speed here.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Iterator
 
 from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.readers.etl_container import (
@@ -255,5 +256,53 @@ def heap_event(kind: int, t: int, pid: int, tid: int, fields: tuple) -> HeapEven
     return HeapEvent(kind, t, pid, tid, fields[0])
 
 
-def _with_stack(ev: tuple, sid: int | tuple) -> HeapEvent:
+def _with_stack(ev: tuple, sid: int | tuple | None) -> HeapEvent:
     return _new(HeapEvent, ev[:10] + (sid,) + ev[11:])
+
+
+class KeyedStackQueue:
+    """Applies stack-key markers in time order as the merge releases them.
+
+    KeyDelete/KeyRundown markers and StackKey references are applied and
+    dropped; an event waiting for its references (a few records behind it) is
+    held back, with every event after it so that the order is kept."""
+
+    def __init__(self, resolver: StackResolver) -> None:
+        self.resolver = resolver
+        self.queue: deque = deque()
+
+    def resolve(self, items: list) -> Iterator[HeapEvent]:
+        """Yield the events of ``items`` (one merge round) that can go."""
+        resolver = self.resolver
+        queue = self.queue
+        for ev in items:
+            kind = ev[0]
+            if kind == KEY_FRAMES:
+                resolver.key_frames(ev[2], ev[3])
+            elif kind == KEY_REF:
+                holder = ev[2]
+                holder.slots[ev[3]] = resolver.slot(ev[4], ev[5])
+                holder.remaining -= 1
+            elif queue or type(ev[10]) is PendingStack:
+                queue.append(ev)
+            else:
+                yield ev
+            while queue:
+                head = queue[0]
+                stack = head[10]
+                if type(stack) is PendingStack:
+                    if stack.remaining:
+                        break
+                    head = _with_stack(head, resolver.spec(stack.slots_in_order()))
+                queue.popleft()
+                yield head
+
+    def flush(self) -> Iterator[HeapEvent]:
+        """Events still held at the end of the trace (references never seen)."""
+        while self.queue:
+            head = self.queue.popleft()
+            stack = head[10]
+            if type(stack) is PendingStack:
+                slots = stack.slots_in_order()
+                head = _with_stack(head, self.resolver.spec(slots)) if slots else _with_stack(head, None)
+            yield head
