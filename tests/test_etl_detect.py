@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from etl_writer import Record, write_etl
 from heaplint.engine.cli import main
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
-from heaplint.engine.readers import detect_format, open_trace
+from heaplint.engine.readers import ReaderOptions, detect_format, open_trace
 from heaplint.engine.readers.etl import EtlReader
 from heaplint.engine.readers.etl_container import FLAG_COMPRESSED
 
@@ -33,6 +35,16 @@ def etl_bytes(**options) -> bytes:
     fh = io.BytesIO()
     write_etl(fh, EVENTS, cpus=2, buffer_size=1024, **options)
     return fh.getvalue()
+
+
+def _corruptible(compress: bool) -> bytes:
+    fh = io.BytesIO()
+    records = [Record(e, frames=(0x7FF600001000,) if e.kind == Kind.ALLOC else ()) for e in EVENTS[:60]]
+    write_etl(fh, records, cpus=2, buffer_size=1024, noise=True, compress=compress, stack_mode="key", key_cache_size=3)
+    return fh.getvalue()
+
+
+CORRUPTIBLE = [_corruptible(False), _corruptible(True)]
 
 
 @pytest.fixture()
@@ -143,3 +155,23 @@ def test_records_of_other_kinds_do_not_disturb(tmp_path: Path) -> None:
     for kind in ("compact64", "perfinfo64", "full64", "instance64", "event_header64", "message"):
         assert reader.record_counts[kind] > 0, kind
     assert reader.heap_opcode_counts[37] > 0  # Expand: counted, not replayed
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_corrupted_files_fail_cleanly(data) -> None:
+    """Flipped bytes anywhere: the reader yields events or raises TraceError,
+    and with skip_bad_records it never raises at all (except for an unreadable
+    logfile header, which is not a record)."""
+    raw = bytearray(data.draw(st.sampled_from(CORRUPTIBLE)))
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    for skip in (False, True):
+        reader = EtlReader(io.BytesIO(bytes(raw)), "fuzz.etl", ReaderOptions(skip_bad_records=skip))  # type: ignore[arg-type]
+        try:
+            for ev in reader.events():
+                assert isinstance(ev, HeapEvent)
+        except TraceError:
+            pass
+
+

@@ -209,6 +209,13 @@ class KernelDecoder:
     # --- classic and EVENT_HEADER records -------------------------------------------
     def classic(self, data: bytes, pos: int, ht: int, size: int, out: list, prev: list | None) -> HeapEvent | None:
         """A heap event under a classic or EVENT_HEADER header; other providers' records are skipped."""
+        try:
+            return self._classic(data, pos, ht, size)
+        except (struct.error, IndexError):
+            self.reader.bad_record(f"heap record of {size} bytes (header type {ht}) is malformed")
+            return None
+
+    def _classic(self, data: bytes, pos: int, ht: int, size: int) -> HeapEvent | None:
         if data[pos + 24 : pos + 40] != HEAP_PROVIDER_GUID:
             self.other_provider_records += 1
             return None
