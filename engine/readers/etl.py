@@ -94,6 +94,8 @@ class EtlReader(TraceReader):
         self._counts = [0] * (HT_UNKNOWN + 1)
         self._heap_ops = [0] * 256
         self._spec_counts = [0] * len(SPEC_NUMBERS)
+        #: (pid, header type, raw frame bytes) -> stack id, for direct StackWalk records
+        self._raw_stacks: dict[tuple, int] = {}
         self._index = 0
         self._bad_sources = 0
         self._origin = 0
@@ -258,6 +260,7 @@ class EtlReader(TraceReader):
         counts = self._counts
         heap_ops = self._heap_ops
         spec_counts = self._spec_counts
+        raw_stacks = self._raw_stacks
         specs = HEAP_SPECS
         kernel_groups = _KERNEL_GROUPS
         new, event = _new, HeapEvent
@@ -306,10 +309,13 @@ class EtlReader(TraceReader):
                 ts, pid, tid = STACK_HEAD(data, pos + 16)
                 last = out[-1]
                 if last[3] == tid and last[1] == (ts - origin) * num // den and last[2] == pid and 0 < last[0] <= 5:
-                    psize = 8 if ht == 17 else 4
-                    count = (size - 32) // psize
-                    frames = frame_unpacker(count, psize)(data, pos + 32)
-                    sid = self.resolver.direct(pid, frames)
+                    # the raw frame bytes of a process identify its stack: no unpacking on a hit
+                    raw = (pid, ht, data[pos + 32 : pos + size])
+                    sid = raw_stacks.get(raw)
+                    if sid is None:
+                        psize = 8 if ht == 17 else 4
+                        frames = frame_unpacker((size - 32) // psize, psize)(data, pos + 32)
+                        sid = raw_stacks[raw] = self.resolver.direct(pid, frames)
                     out[-1] = new(event, last[:10] + (sid,) + last[11:])
                     counts[ht] += 1
                     pos += (size + 7) & -8
