@@ -73,7 +73,8 @@ class EtlWriter:
                  buffer_size: int = 64 * 1024, events_lost: int = 0, buffers_lost: int = 0,
                  events_lost_buffers: Sequence[int] = (), lost_buffers: Sequence[int] = (),
                  timer_frequency: int = 10_000_000, clock_type: int = 1, stack_mode: str = "direct",
-                 key_cache_size: int = 1 << 30, noise: bool = False, logger_id: int = 1) -> None:  # fmt: skip
+                 key_cache_size: int = 1 << 30, noise: bool = False, logger_id: int = 1,
+                 process_records: bool = True) -> None:  # fmt: skip
         self.fh = fh
         self.pointer_size = pointer_size
         self.cpus = cpus
@@ -89,6 +90,7 @@ class EtlWriter:
         self.key_cache_size = key_cache_size
         self.noise = noise
         self.logger_id = logger_id
+        self.process_records = process_records
         self.buffers = [_Buffer(c) for c in range(cpus)]
         self.written = 0  # data buffers written
         self.sequence = 0
@@ -217,6 +219,8 @@ class EtlWriter:
         cpu = rec.cpu if rec.cpu is not None else ev.tid % self.cpus
         ticks = self.ticks(ev.time)
         if ev.kind in (Kind.PROCESS_START, Kind.PROCESS_END):
+            if not self.process_records:
+                return
             op = 0x0301 if ev.kind == Kind.PROCESS_START else 0x0302
             payload = self.process_payload(ev.pid, 4, ev.image or "", self.pointer_size)
             self._append(cpu, self.system(op, payload, ev.tid, ev.pid, ticks, self.pointer_size, version=4), ticks)
@@ -317,7 +321,9 @@ def write_etl(path_or_file: str | BinaryIO, events: Iterable[HeapEvent | Record]
     ``clock_type`` (1 QPC, 2 system time, 3 CPU cycles at 3000 MHz),
     ``stack_mode`` ("direct" StackWalk records or "key" cached keys resolved by
     KeyDelete/KeyRundown), ``key_cache_size``, ``noise`` (interleave records of
-    every header kind the reader must skip).  ``rundown`` / ``rundown_end``:
+    every header kind the reader must skip), ``process_records`` (False: drop
+    process_start/process_end events instead of writing Process Start/End
+    records).  ``rundown`` / ``rundown_end``:
     pid -> image of processes alive before / after the trace (DCStart / DCEnd);
     ``images``: (pid, base, size, path) loaded images (pid 0: kernel)."""
     own = isinstance(path_or_file, str)

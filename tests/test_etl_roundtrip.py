@@ -193,3 +193,14 @@ def test_rundown_processes_are_not_started_in_the_trace() -> None:
     assert [e.kind for e in events] == [Kind.ALLOC]  # rundown is facts, not events
     facts = reader.info.processes[100]
     assert (facts.image, facts.start_seen, facts.end_seen) == ("app.exe", False, False)
+
+
+def test_without_process_records() -> None:
+    records = [
+        Record(HeapEvent(Kind.PROCESS_START, 100, 100, 1, image="app.exe")),
+        Record(HeapEvent(Kind.ALLOC, 200, 100, 1, 1, 16, 8)),
+        Record(HeapEvent(Kind.PROCESS_END, 300, 100, 1, image="app.exe")),
+    ]
+    reader, events = decode(records, process_records=False)
+    assert [e.kind for e in events] == [Kind.ALLOC]
+    assert reader.info.processes == {}
