@@ -107,7 +107,7 @@ class KernelDecoder:
             ts = struct.unpack_from("<q", data, pos + 8)[0]
             tid = pid = 0
         else:
-            ts, tid, pid = _TS_TID_PID.unpack_from(data, pos + 16)[0], *struct.unpack_from("<II", data, pos + 8)
+            tid, pid, ts = struct.unpack_from("<IIq", data, pos + 8)
         try:
             if group == GROUP_STACKWALK:
                 self._stack(data, body, end, opcode, psize, out, prev, ts)
