@@ -175,3 +175,13 @@ def test_corrupted_files_fail_cleanly(data) -> None:
             pass
 
 
+
+
+def test_zero_padding_after_the_last_buffer_is_the_end(tmp_path: Path) -> None:
+    # EVENT_TRACE_FILE_MODE_PREALLOCATE leaves the unused end of the file zeroed
+    path = tmp_path / "prealloc.etl"
+    path.write_bytes(etl_bytes() + bytes(64 * 1024))
+    reader, trace_input = open_trace(str(path))
+    with trace_input:
+        assert sum(1 for _ in reader.events()) == len(EVENTS)
+        assert reader.info.bad_records == 0

@@ -283,8 +283,8 @@ def scan_buffers(fh: BinaryIO, file_size: int) -> Iterator[BufferHeader]:
     while offset < file_size:
         fh.seek(offset)
         head = fh.read(BUFFER_HEADER_SIZE)
-        if len(head) < BUFFER_HEADER_SIZE and not head.strip(b"\x00"):
-            return  # zero padding at the end of the file
+        if not head.strip(b"\x00"):
+            return  # zeros: the unused end of a preallocated or padded file
         header = parse_buffer_header(head, offset, file_size)
         yield header
         offset += header.size
