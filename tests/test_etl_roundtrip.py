@@ -215,3 +215,20 @@ def test_without_process_records() -> None:
     reader, events = decode(records, process_records=False)
     assert [e.kind for e in events] == [Kind.ALLOC]
     assert reader.info.processes == {}
+
+
+def test_buffers_out_of_sequence_in_the_file_are_read_in_sequence() -> None:
+    """A circular-mode file wraps: its oldest buffers come after the newest."""
+    records = many_events(400)
+    fh = io.BytesIO()
+    write_etl(fh, records, cpus=2, buffer_size=1024)
+    data = fh.getvalue()
+    header, body = data[:1024], data[1024:]
+    buffers = [body[i : i + 1024] for i in range(0, len(body), 1024)]
+    assert len(buffers) > 8
+    half = len(buffers) // 2
+    wrapped = header + b"".join(buffers[half:] + buffers[:half])
+    reader = EtlReader(io.BytesIO(wrapped), "circular.etl")  # type: ignore[arg-type]
+    assert [e.time for e in reader.events()] == [r.event.time for r in records]
+    assert reader.buffer_stats["reordered"] == 2
+    assert any("sequence" in note for note in reader.info.notes)

@@ -404,6 +404,11 @@ class EtlReader(TraceReader):
             info.notes.append(f"{self._bad_sources:,} heap records had an unknown Source value (read as unknown)")
         if self.resolver.unresolved_keys:
             info.notes.append(f"{self.resolver.unresolved_keys:,} stacks referenced cache keys never resolved")
+        if stats.get("reordered"):
+            info.notes.append(
+                f"{stats['reordered']} processor stream(s) had buffers out of sequence in the file "
+                "(a circular-mode trace?): read in sequence-number order"
+            )
         header = self.header
         if header is not None:
             info.notes.append(

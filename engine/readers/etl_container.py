@@ -106,7 +106,7 @@ CLOCK_NAMES = {1: "qpc", 2: "system-time", 3: "cpu-cycles"}
 
 # WMI_BUFFER_HEADER: size, saved offset, ..., client context (processor, logger id),
 # ..., buffer flag, buffer type
-_BUFFER_HEADER = struct.Struct("<II32xHH8xHH16x")
+_BUFFER_HEADER = struct.Struct("<II16xq8xHH8xHH16x")
 _PREFIX = struct.Struct("<HBBHH")  # version-or-size, header type, marker flags, size, hook
 _U16 = struct.Struct("<H")
 _FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
@@ -131,6 +131,7 @@ class BufferHeader:
     logger: int
     flags: int
     type: int
+    sequence: int = 0  # SequenceNumber: increases along a logger's buffers
 
     @property
     def compressed(self) -> bool:
@@ -146,7 +147,7 @@ def parse_buffer_header(data: bytes, offset: int, file_size: int | None = None) 
     """Decode and sanity-check the 72-byte buffer header at file ``offset``."""
     if len(data) < BUFFER_HEADER_SIZE:
         raise EtlFormatError(f"truncated buffer header ({len(data)} of 72 bytes)", offset)
-    size, saved, processor, logger, flags, btype = _BUFFER_HEADER.unpack_from(data, 0)
+    size, saved, sequence, processor, logger, flags, btype = _BUFFER_HEADER.unpack_from(data, 0)
     if not flags & FLAG_PROCESSOR_INDEX:
         processor &= 0xFF  # older files: a byte of processor number, a byte of alignment
     if size < BUFFER_HEADER_SIZE:
@@ -159,7 +160,7 @@ def parse_buffer_header(data: bytes, offset: int, file_size: int | None = None) 
             f"({file_size} bytes): the trace is truncated",
             offset,
         )
-    return BufferHeader(offset, size, saved, processor, logger, flags, btype)
+    return BufferHeader(offset, size, saved, processor, logger, flags, btype, sequence)
 
 
 @dataclass
@@ -291,12 +292,17 @@ def scan_buffers(fh: BinaryIO, file_size: int) -> Iterator[BufferHeader]:
 
 
 def index_streams(headers: Iterator[BufferHeader]) -> tuple[dict[tuple[int, int], array], dict[str, int]]:
-    """Group buffer offsets by (logger, processor) stream, keeping file order.
+    """Group buffer offsets by (logger, processor) stream, in sequence-number order.
 
-    Memory: 8 bytes per buffer (an ``array('Q')`` of offsets), e.g. 128 KiB for a
-    1 GiB trace of 64 KiB buffers.  Also returns buffer counts by flag."""
+    Sequence numbers follow file order within a stream in every sample; a
+    circular-mode file wraps, and then its oldest buffers come after the newest
+    in the file, which the sequence numbers put right.  Memory: 16 bytes per
+    buffer while indexing and 8 after (an ``array('Q')`` of offsets), e.g.
+    128 KiB for a 1 GiB trace of 64 KiB buffers.  Also returns buffer counts
+    by flag (and ``reordered``: streams whose file order was not sequence order)."""
     streams: dict[tuple[int, int], array] = {}
-    stats = {"buffers": 0, "compressed": 0, "events_lost_flag": 0, "buffer_lost_flag": 0}
+    sequences: dict[tuple[int, int], array] = {}
+    stats = {"buffers": 0, "compressed": 0, "events_lost_flag": 0, "buffer_lost_flag": 0, "reordered": 0}
     for h in headers:
         stats["buffers"] += 1
         if h.flags & FLAG_COMPRESSED:
@@ -308,7 +314,15 @@ def index_streams(headers: Iterator[BufferHeader]) -> tuple[dict[tuple[int, int]
         offsets = streams.get(h.stream)
         if offsets is None:
             offsets = streams[h.stream] = array("Q")
+            sequences[h.stream] = array("q")
         offsets.append(h.offset)
+        sequences[h.stream].append(h.sequence)
+    for key, seqs in sequences.items():
+        if any(a > b for a, b in zip(seqs, seqs[1:])):
+            order = sorted(range(len(seqs)), key=seqs.__getitem__)
+            offsets = streams[key]
+            streams[key] = array("Q", (offsets[i] for i in order))
+            stats["reordered"] += 1
     return streams, stats
 
 
