@@ -185,3 +185,14 @@ def test_zero_padding_after_the_last_buffer_is_the_end(tmp_path: Path) -> None:
     with trace_input:
         assert sum(1 for _ in reader.events()) == len(EVENTS)
         assert reader.info.bad_records == 0
+
+
+def test_heap_record_with_unusual_marker_bits_is_still_decoded() -> None:
+    fh = io.BytesIO()
+    write_etl(fh, [HeapEvent(Kind.ALLOC, 100, 1, 2, 3, 0x40, 8, source=1)], cpus=1, buffer_size=1024)
+    data = bytearray(fh.getvalue())
+    record = 1024 + 72  # the first record of the first data buffer
+    assert data[record + 6 : record + 8] == b"\x21\x10"  # hook 0x1021: Alloc
+    data[record + 3] = 0xC4  # marker flags other than exactly 0xC0
+    reader = EtlReader(io.BytesIO(bytes(data)), "marker.etl")  # type: ignore[arg-type]
+    assert [e._replace(index=0) for e in reader.events()] == [HeapEvent(Kind.ALLOC, 100, 1, 2, 3, 0x40, 8, source=1)]

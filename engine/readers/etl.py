@@ -322,7 +322,13 @@ class EtlReader(TraceReader):
                 counts[ht] += 1
                 group = hook >> 8
                 if group == GROUP_HEAP:
-                    heap_ops[hook & 0xFF] += 1  # an opcode that changes no block
+                    # an opcode that changes no block, or a block event with unusual
+                    # marker bits (the fast table expects exactly 0xC0): decode it slowly
+                    self._index = idx
+                    ev = self._kernel.hooked_heap(data, pos, ht, size, hook)  # type: ignore[union-attr]
+                    if ev is not None:
+                        append(ev)
+                        idx += 1
                 elif group in kernel_groups:
                     if size < HEADER_LENGTH[ht] or pos + size > end:
                         self._bad(where, pos, f"record of {size} bytes is too short")

@@ -124,6 +124,22 @@ class KernelDecoder:
             self.reader.bad_record(f"kernel record (hook 0x{hook:04x}) of {size} bytes is malformed")
         return None
 
+    def hooked_heap(self, data: bytes, pos: int, ht: int, size: int, hook: int) -> HeapEvent | None:
+        """A heap record the hot loop's table did not take: counted, and decoded
+        when its opcode changes blocks and its header names a process."""
+        opcode = hook & 0xFF
+        self.reader._heap_ops[opcode] += 1
+        if opcode not in HEAP_DECODED or ht in (HT_PERFINFO32, HT_PERFINFO64):
+            return None
+        st = self.heap_payloads[(opcode, HEADER_POINTER_SIZE[ht])]
+        body = pos + HEADER_LENGTH[ht]
+        if body + st.size > pos + size:
+            self.reader.bad_record(f"heap record (opcode {opcode}) of {size} bytes is too short")
+            return None
+        tid, pid, ts = struct.unpack_from("<IIq", data, pos + 8)
+        ev = heap_event(KIND_BY_OPCODE[opcode], self.reader.time_ns(ts), pid, tid, st.unpack_from(data, body))
+        return _new(HeapEvent, ev[:13] + (self.reader._index, 0))
+
     def _process(
         self, data: bytes, body: int, end: int, opcode: int, version: int, psize: int, ts: int, tid: int
     ) -> HeapEvent | None:
