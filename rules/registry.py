@@ -86,7 +86,7 @@ def _result_block(c: Ctx) -> st.Block | None:
 
 
 def _ev_heap_label(c: Ctx) -> str:
-    h = c.state.heap(c.ev.pid, c.ev.heap)
+    h = cx.event_heap(c.state, c.ev.pid, c.ev.heap)
     return h.label if h is not None else ""
 
 

@@ -21,7 +21,7 @@ from heaplint.engine.events import HeapEvent, Kind, StackTable, TraceInfo
 from heaplint.engine.findings import Finding
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import ANOMALY_KINDS, ProcessState
-from heaplint.rules.context import Ctx
+from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
 from heaplint.rules.sink import FindingSink, stack_of_group
@@ -132,7 +132,7 @@ class RuleRun:
         def act(c: Ctx) -> None:
             ev = c.ev
             state = c.state
-            heap = state.heap(ev.pid, ev.heap)
+            heap = event_heap(state, ev.pid, ev.heap)
             addresses = [ev.address]
             sizes = []
             if ev.kind == _REALLOC:
