@@ -49,7 +49,9 @@ def run_list(args: argparse.Namespace) -> int:
     for r in sorted(ruleset.rules, key=lambda r: r.id):
         m = r.meta
         severity = "|".join([m.severity.label, *(lvl.label for lvl, _ in r.severity_when)])
-        rows.append((m.id, m.name, severity, "yes" if m.enabled else "no", ",".join(m.tags) or "-", m.source))
+        # "off": enabled, but its parameters make it constant false (HL014 without a limit)
+        enabled = ("off" if r.never else "yes") if m.enabled else "no"
+        rows.append((m.id, m.name, severity, enabled, ",".join(m.tags) or "-", m.source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] + "\n")
