@@ -211,3 +211,16 @@ def test_package_data_ships_rules_and_profiles():
     assert {"default.yaml", "strict.yaml"} <= set(os.listdir(os.path.join(builtin_dir(), "profiles")))
     # data only: nothing but YAML and the package marker
     assert all(f.endswith(".yaml") or f in ("__init__.py", "profiles", "__pycache__") for f in shipped)
+
+
+@pytest.mark.parametrize("shape", ["paired", "standalone"])
+def test_hl001_never_fires_on_correct_reallocs_of_either_shape(ruleset, shape):
+    """Synthetic healthy processes that move blocks by realloc, logged as the
+    ReAlloc record alone or with its inner Alloc/Free in every order."""
+    from heaplint.engine.synth import synthesize
+    from heaplint.engine.synth_presets import build_spec
+
+    trace = synthesize(build_spec("healthy-cache", seed=3, events=3000, realloc_shape=shape))
+    findings, replay = run_events([ruleset.get("HL001")], trace.events(), trace.info, trace.stacks)
+    moves = sum(p["realloc"][f"moves_{shape}"] for p in trace.truth["processes"])
+    assert moves > 20 and findings == []
