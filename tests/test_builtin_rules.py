@@ -224,3 +224,15 @@ def test_hl001_never_fires_on_correct_reallocs_of_either_shape(ruleset, shape):
     findings, replay = run_events([ruleset.get("HL001")], trace.events(), trace.info, trace.stacks)
     moves = sum(p["realloc"][f"moves_{shape}"] for p in trace.truth["processes"])
     assert moves > 20 and findings == []
+
+
+def test_profiles_work_without_the_builtin_rules(tmp_path):
+    """`extends: strict` with `builtin: false` tunes nothing that is missing;
+    a user's own reference to a missing rule is still an error."""
+    from heaplint.engine.errors import ErrorCollection
+
+    (tmp_path / "mine.yaml").write_text("id: ACME001\nname: big\nwhen: size > 1MiB\n", encoding="utf-8")
+    rs = profile(tmp_path, "strict", "builtin: false\nrules: [mine.yaml]\n")
+    assert [r.id for r in rs.rules] == ["ACME001"]
+    with pytest.raises(ErrorCollection, match="no rule 'HL002'"):
+        profile(tmp_path, "strict", "builtin: false\nrules: [mine.yaml]\nparams: {HL002: {threshold: 5}}\n")
