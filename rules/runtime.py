@@ -149,9 +149,13 @@ class RuleRun:
                     addresses.append(a.other)
                 if a.size and a.size not in sizes:
                     sizes.append(a.size)
-            sink.match(rule, c, (ev.pid, *[g(c) for g in getters]), pid=ev.pid, proc=state.processes.get(ev.pid),
+            keys = tuple(g(c) for g in getters)
+            # a free carries no stack of its own; a rule grouped by the site of the
+            # block it ended (realloc chains) shows that block's stack instead
+            stack = ev.stack if ev.stack is not None else stack_of_group(rule.by, keys)
+            sink.match(rule, c, (ev.pid, *keys), pid=ev.pid, proc=state.processes.get(ev.pid),
                        heap=ev.heap, heap_label=heap.label if heap is not None else None, time=ev.time,
-                       index=ev.index, stack=ev.stack, addresses=addresses, sizes=sizes)
+                       index=ev.index, stack=stack, addresses=addresses, sizes=sizes)
 
         return act
 

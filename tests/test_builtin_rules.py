@@ -236,3 +236,12 @@ def test_profiles_work_without_the_builtin_rules(tmp_path):
     assert [r.id for r in rs.rules] == ["ACME001"]
     with pytest.raises(ErrorCollection, match="no rule 'HL002'"):
         profile(tmp_path, "strict", "builtin: false\nrules: [mine.yaml]\nparams: {HL002: {threshold: 5}}\n")
+
+
+def test_hl010_shows_the_stack_that_grew_the_buffer(ruleset):
+    recs = ["alloc 0x10000 64 stack=app!StringBuilder::Append;app!main"] + [
+        f"realloc {0x10000 + i * 0x1000:#x} {0x11000 + i * 0x1000:#x} {128 + i * 64} stack=app!StringBuilder::Append"
+        for i in range(30)
+    ] + [f"free {0x10000 + 30 * 0x1000:#x}"]
+    _, findings = severities(ruleset, "HL010", recs)
+    assert [f.stack for f in findings] == [("app!StringBuilder::Append",)]
