@@ -1,0 +1,492 @@
+"""A plain-dict reference model of HeapState's documented semantics, and trace
+generators for the state, replay and series property tests.
+
+The model is written from the documented semantics (issue 2, DESIGN.md), not
+from engine/state.py: one ``dict`` address -> size per (pid, heap), linear
+scans for every range question.  Slow and obviously right is the point.
+
+Semantics modelled (standalone realloc reading):
+
+* alloc: zero size is noted and tracked as a 1-byte span; negative or absurd
+  sizes are noted and not tracked; address 0 is noted and not tracked.  Live
+  blocks the new span overlaps are removed, one ``overlap`` each (ascending).
+* free of a live address removes it.  Otherwise, in this order: inside a live
+  block of the same heap -> interior-free; live at that exact address on another
+  heap of the process -> wrong-heap-free; freed earlier on this heap and not
+  allocated (anywhere in the process) since -> double-free; else unknown-free.
+* realloc: in place resizes; moving = free(old) + alloc(new).  An unknown old
+  address is classified like a free, and realloc-unknown-old is always reported
+  too; the new block is tracked anyway.  OldSize disagreeing with the tracked
+  size -> realloc-size-mismatch.  In paired mode a moving realloc changes nothing.
+* destroy ends all blocks of the heap (noted when there were any); a create of
+  a live handle ends the old heap (handle-reuse).  Any heap event on a heap the
+  trace never created notes unknown-heap once per heap record.
+* process end ends the process; a process start on a pid with any history ends
+  the old process first (pid reuse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from hypothesis import strategies as st
+
+from heaplint.engine.events import HeapEvent, Kind
+
+ABSURD = 1 << 40
+
+ALLOC, FREE, REALLOC = int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)
+CREATE, DESTROY = int(Kind.HEAP_CREATE), int(Kind.DESTROY)
+START, END = int(Kind.PROCESS_START), int(Kind.PROCESS_END)
+
+
+def span(size: int) -> int:
+    """Bytes an address range covers: a zero-size block still occupies one."""
+    return size if size > 0 else 1
+
+
+@dataclass
+class MHeap:
+    created: bool
+    time: int
+    blocks: dict[int, int] = field(default_factory=dict)
+    peak: int = 0
+    peak_time: int = 0
+
+    def __post_init__(self) -> None:
+        self.peak_time = self.time
+
+    def live(self) -> int:
+        return sum(self.blocks.values())
+
+
+@dataclass
+class MProc:
+    time: int
+    heaps: dict[int, MHeap] = field(default_factory=dict)
+    freed: dict[int, int] = field(default_factory=dict)  # address -> handle
+    start_seen: bool = False
+    history: bool = False  # any heap event or a start seen
+    peak: int = 0
+    peak_time: int = 0
+
+    def __post_init__(self) -> None:
+        self.peak_time = self.time
+
+    def live(self) -> int:
+        return sum(h.live() for h in self.heaps.values())
+
+
+class Model:
+    """The reference model.  ``apply`` returns the anomaly kinds of one event."""
+
+    def __init__(self, realloc_moves: bool = True, absurd: int = ABSURD) -> None:
+        self.procs: dict[int, MProc] = {}
+        self.realloc_moves = realloc_moves
+        self.absurd = absurd
+        self.ended_size: int | None = None
+        #: (pid, time, {handle: {address: size}}) for every process that ended
+        self.process_ends: list[tuple[int, int, dict[int, dict[int, int]]]] = []
+
+    # -- helpers ---------------------------------------------------------------
+    def _end_process(self, pid: int, time: int) -> None:
+        proc = self.procs.pop(pid)
+        self.process_ends.append((pid, time, {h: dict(x.blocks) for h, x in proc.heaps.items()}))
+
+    def _end_heap(self, proc: MProc, handle: int) -> None:
+        del proc.heaps[handle]
+        proc.freed = {a: h for a, h in proc.freed.items() if h != handle}
+
+    def _heap(self, proc: MProc, ev: HeapEvent, out: list[str]) -> MHeap:
+        heap = proc.heaps.get(ev.heap)
+        if heap is None:
+            heap = proc.heaps[ev.heap] = MHeap(False, ev.time)
+            out.append("unknown-heap")
+        return heap
+
+    def _size_ok(self, size: int, out: list[str]) -> bool:
+        if size == 0:
+            out.append("zero-size")
+        elif size < 0 or size >= self.absurd:
+            out.append("absurd-size")
+            return False
+        return True
+
+    def _place(self, proc: MProc, heap: MHeap, address: int, size: int, out: list[str]) -> None:
+        end = address + span(size)
+        for start in sorted(heap.blocks):
+            if start < end and address < start + span(heap.blocks[start]):
+                del heap.blocks[start]
+                out.append("overlap")
+        heap.blocks[address] = size
+        proc.freed.pop(address, None)
+
+    def _classify(self, proc: MProc, heap: MHeap, handle: int, address: int, default: str, out: list[str]) -> None:
+        for start, size in heap.blocks.items():
+            if start <= address < start + span(size):
+                out.append("interior-free")
+                return
+        for h, other in proc.heaps.items():
+            if other is not heap and address in other.blocks:
+                out.append("wrong-heap-free")
+                return
+        if proc.freed.get(address) == handle:
+            out.append("double-free")
+            return
+        out.append(default)
+
+    # -- the entry point -----------------------------------------------------------
+    def apply(self, ev: HeapEvent) -> list[str]:
+        out: list[str] = []
+        self.ended_size = None
+        proc = self.procs.get(ev.pid)
+        if proc is None:
+            proc = self.procs[ev.pid] = MProc(ev.time)
+        kind = ev.kind
+        if kind == START:
+            if proc.history:
+                self._end_process(ev.pid, ev.time)
+                proc = self.procs[ev.pid] = MProc(ev.time)
+            proc.start_seen = proc.history = True
+            return out
+        if kind == END:
+            self._end_process(ev.pid, ev.time)
+            return out
+        proc.history = True
+        if kind == CREATE:
+            if ev.heap in proc.heaps:
+                out.append("handle-reuse")
+                self._end_heap(proc, ev.heap)
+            proc.heaps[ev.heap] = MHeap(True, ev.time)
+        elif kind == DESTROY:
+            heap = self._heap(proc, ev, out)
+            if heap.blocks:
+                out.append("destroy-with-live-blocks")
+            self._end_heap(proc, ev.heap)
+        else:
+            heap = self._heap(proc, ev, out)
+            source = ev.source
+            if source == 5 or not 0 <= source <= 6:
+                out.append("invalid-source")
+            if kind == ALLOC:
+                self._alloc(proc, heap, ev, out)
+            elif kind == FREE:
+                self._free(proc, heap, ev, out)
+            else:
+                self._realloc(proc, heap, ev, out)
+        self._peaks(proc, ev.time)
+        return out
+
+    def _alloc(self, proc: MProc, heap: MHeap, ev: HeapEvent, out: list[str]) -> None:
+        if ev.address == 0:
+            out.append("null-address")
+        elif self._size_ok(ev.size, out):
+            self._place(proc, heap, ev.address, ev.size, out)
+
+    def _free(self, proc: MProc, heap: MHeap, ev: HeapEvent, out: list[str]) -> None:
+        if ev.address == 0:
+            out.append("null-address")
+        elif ev.address in heap.blocks:
+            self.ended_size = heap.blocks.pop(ev.address)
+            proc.freed[ev.address] = ev.heap
+        else:
+            self._classify(proc, heap, ev.heap, ev.address, "unknown-free", out)
+
+    def _realloc(self, proc: MProc, heap: MHeap, ev: HeapEvent, out: list[str]) -> None:
+        new, old = ev.address, ev.old_address
+        if new == 0 or old == 0:
+            out.append("null-address")
+            return
+        if new != old and not self.realloc_moves:
+            return
+        if not self._size_ok(ev.size, out):
+            return
+        if old in heap.blocks:
+            prior = self.ended_size = heap.blocks.pop(old)
+            if ev.old_size is not None and ev.old_size != prior:
+                out.append("realloc-size-mismatch")
+            if new != old:
+                proc.freed[old] = ev.heap
+        else:
+            before = len(out)
+            self._classify(proc, heap, ev.heap, old, "realloc-unknown-old", out)
+            if out[before:] != ["realloc-unknown-old"]:
+                out.append("realloc-unknown-old")
+        self._place(proc, heap, new, ev.size, out)
+
+    def _peaks(self, proc: MProc, time: int) -> None:
+        for heap in proc.heaps.values():
+            live = heap.live()
+            if live > heap.peak:
+                heap.peak, heap.peak_time = live, time
+        live = proc.live()
+        if live > proc.peak:
+            proc.peak, proc.peak_time = live, time
+
+    # -- views for comparisons ----------------------------------------------------
+    def live_blocks(self) -> dict[tuple[int, int], dict[int, int]]:
+        """(pid, heap) -> {address: size}, only heaps with live blocks."""
+        return {(pid, h): dict(x.blocks) for pid, p in self.procs.items() for h, x in p.heaps.items() if x.blocks}
+
+
+def state_blocks(state) -> dict[tuple[int, int], dict[int, int]]:
+    """The same view of a real HeapState."""
+    return {
+        (pid, h): {a: b.size for a, b in heap.blocks.items()}
+        for pid, p in state.processes.items()
+        for h, heap in p.heaps.items()
+        if heap.blocks
+    }
+
+
+def anomaly_view(anomalies: Iterable) -> list[tuple]:
+    """Anomalies without the event's position in the input (index/line/seq)."""
+    return [(a.kind, a.event.kind, a.event.time, a.pid, a.heap, a.address, a.size, a.other, a.count, a.bytes) for a in anomalies]
+
+
+# ---------------------------------------------------------------------------
+# event builders
+# ---------------------------------------------------------------------------
+def alloc(t: int, pid: int, heap: int, address: int, size: int, tid: int = 1, source: int = 3) -> HeapEvent:
+    return HeapEvent(ALLOC, t, pid, tid, heap, address, size, source=source)
+
+
+def free(t: int, pid: int, heap: int, address: int, tid: int = 1, source: int = 3) -> HeapEvent:
+    return HeapEvent(FREE, t, pid, tid, heap, address, source=source)
+
+
+def realloc(
+    t: int, pid: int, heap: int, new: int, old: int, size: int, old_size: int | None = None, tid: int = 1, source: int = 3
+) -> HeapEvent:
+    return HeapEvent(REALLOC, t, pid, tid, heap, new, size, old, old_size, source)
+
+
+def create(t: int, pid: int, heap: int, flags: int = 0) -> HeapEvent:
+    return HeapEvent(CREATE, t, pid, 1, heap, flags=flags)
+
+
+def destroy(t: int, pid: int, heap: int) -> HeapEvent:
+    return HeapEvent(DESTROY, t, pid, 1, heap)
+
+
+def start(t: int, pid: int, image: str | None = None) -> HeapEvent:
+    return HeapEvent(START, t, pid, image=image)
+
+
+def end(t: int, pid: int) -> HeapEvent:
+    return HeapEvent(END, t, pid)
+
+
+def indexed(events: Iterable[HeapEvent]) -> list[HeapEvent]:
+    """Number events in input order (``index``), as a reader would."""
+    return [ev._replace(index=i) for i, ev in enumerate(events)]
+
+
+# ---------------------------------------------------------------------------
+# chaotic traces: anything goes, in a tiny address space
+# ---------------------------------------------------------------------------
+PIDS = (1, 2)
+HEAPS = (0xA0, 0xB0, 0xC0)
+ADDRS = tuple(0x1000 + 16 * k for k in range(8))
+SIZES = (0, 1, 8, 16, 24, 40)
+
+
+def _weighted(*pairs):
+    """``sampled_from`` with integer weights (hypothesis shrinks to the first)."""
+    return st.sampled_from([value for value, weight in pairs for _ in range(weight)])
+
+
+_addr = _weighted(*((a, 3) for a in ADDRS), (0, 1))
+_size = _weighted(*((s, 4) for s in SIZES), (-1, 1), (ABSURD, 1))
+_source = _weighted((3, 6), (2, 6), (0, 1), (5, 1), (6, 1))
+_pid = _weighted((1, 4), (2, 1))
+_heap = _weighted((0xA0, 4), (0xB0, 2), (0xC0, 1))
+_tid = st.sampled_from((1, 2))
+
+# an op is a tuple whose first item names it; times are given when built
+op_alloc = st.tuples(st.just("alloc"), _pid, _tid, _heap, _addr, _size, _source)
+op_free = st.tuples(st.just("free"), _pid, _tid, _heap, _addr, _source)
+op_realloc = st.tuples(
+    st.just("realloc"), _pid, _tid, _heap, _addr, _addr, _size, st.one_of(st.none(), st.sampled_from(SIZES)), _source
+)
+op_create = st.tuples(st.just("create"), _pid, _heap, st.sampled_from((0, 2, 0x40001)))
+op_destroy = st.tuples(st.just("destroy"), _pid, _heap)
+op_start = st.tuples(st.just("start"), _pid)
+op_end = st.tuples(st.just("end"), _pid)
+
+# ops that pick a live (or just freed) block when the trace is built, so frees,
+# double frees and reallocs of known blocks are common: (name, pid, tid, heap, k,
+# exact old size?)
+op_free_live = st.tuples(st.just("free_live"), _pid, _tid, _heap, st.integers(0, 7), _source)
+op_refree = st.tuples(st.just("refree"), _pid, _tid, _heap, st.integers(0, 7), _source)
+op_realloc_live = st.tuples(
+    st.just("realloc_live"), _pid, _tid, _heap, st.integers(0, 7), _addr, _size, st.booleans(), _source
+)
+
+chaotic_op = st.one_of(
+    *([op_alloc] * 8),
+    *([op_free] * 2),
+    *([op_free_live] * 4),
+    op_refree,
+    *([op_realloc] * 2),
+    *([op_realloc_live] * 4),
+    *([op_create] * 2),
+    op_destroy,
+    op_start,
+    op_end,
+)
+chaotic_ops = st.lists(chaotic_op, min_size=20, max_size=100)
+
+
+def resolve(op: tuple, shadow: Model) -> tuple:
+    """Turn a live-picking op into a plain one, using the model's state now."""
+    name = op[0]
+    if name not in ("free_live", "refree", "realloc_live"):
+        return op
+    pid, tid, handle, k = op[1:5]
+    proc = shadow.procs.get(pid)
+    heap = proc.heaps.get(handle) if proc is not None else None
+    if name == "refree":
+        freed = sorted(a for a, h in proc.freed.items() if h == handle) if proc is not None else []
+        address = freed[k % len(freed)] if freed else ADDRS[k % len(ADDRS)]
+        return ("free", pid, tid, handle, address, op[5])
+    live = sorted(heap.blocks) if heap is not None else []
+    address = live[k % len(live)] if live else ADDRS[k % len(ADDRS)]
+    if name == "free_live":
+        return ("free", pid, tid, handle, address, op[5])
+    new, size, exact, source = op[5:]
+    old_size = heap.blocks.get(address) if exact and heap is not None else None
+    if not exact:
+        old_size = SIZES[k % len(SIZES)]
+    return ("realloc", pid, tid, handle, new if new != ADDRS[0] else address, address, size, old_size, source)
+
+
+def build(ops: list[tuple], gap: int = 1_000) -> list[HeapEvent]:
+    """The events ``ops`` stand for, ``gap`` ns apart, indexed in input order."""
+    shadow = Model()
+    out = []
+    for i, op in enumerate(ops):
+        ev = op_event(resolve(op, shadow), (i + 1) * gap)._replace(index=i)
+        shadow.apply(ev)
+        out.append(ev)
+    return out
+
+
+def op_event(op: tuple, t: int) -> HeapEvent:
+    """The event a plain op stands for, at time ``t``."""
+    name = op[0]
+    if name == "alloc":
+        _, pid, tid, heap, address, size, source = op
+        return alloc(t, pid, heap, address, size, tid, source)
+    if name == "free":
+        _, pid, tid, heap, address, source = op
+        return free(t, pid, heap, address, tid, source)
+    if name == "realloc":
+        _, pid, tid, heap, new, old, size, old_size, source = op
+        return realloc(t, pid, heap, new, old, size, old_size, tid, source)
+    if name == "create":
+        return create(t, op[1], op[2], op[3])
+    if name == "destroy":
+        return destroy(t, op[1], op[2])
+    if name == "start":
+        return start(t, op[1])
+    return end(t, op[1])
+
+
+def is_move(ev: HeapEvent) -> bool:
+    return ev.kind == REALLOC and ev.address != ev.old_address and ev.address != 0 and ev.old_address != 0
+
+
+# the six orders of (Alloc(new), Free(old), ReAlloc) around a move
+ORDERS = ("AFR", "ARF", "FAR", "FRA", "RAF", "RFA")
+
+
+def paired_shape(events: list[HeapEvent], shapes: Iterator[tuple[str, bool]], step: int = 1_000) -> list[HeapEvent]:
+    """Rewrite ``events`` (time ordered, at least ``3 * step`` apart) into the
+    paired shape: every moving ReAlloc gets its inner Alloc(new) and Free(old)
+    on the same pid/tid/heap, in the order drawn from ``shapes`` (order, and
+    whether all three share one timestamp or sit ``step`` ns apart)."""
+    out: list[HeapEvent] = []
+    for ev in events:
+        if not is_move(ev):
+            out.append(ev)
+            continue
+        order, same_time = next(shapes)
+        parts = {
+            "A": HeapEvent(ALLOC, 0, ev.pid, ev.tid, ev.heap, ev.address, ev.size, source=ev.source, stack=ev.stack),
+            "F": HeapEvent(FREE, 0, ev.pid, ev.tid, ev.heap, ev.old_address, source=ev.source),
+            "R": ev,
+        }
+        r_at = order.index("R")
+        for i, letter in enumerate(order):
+            t = ev.time if same_time else ev.time + (i - r_at) * step
+            out.append(parts[letter]._replace(time=t))
+    return out
+
+
+def shape_stream(draws: list[tuple[int, bool]]) -> Iterator[tuple[str, bool]]:
+    """Cycle through drawn (order index, same time) pairs forever."""
+    i = 0
+    while True:
+        if not draws:
+            yield ORDERS[i % 6], False
+        else:
+            k, same = draws[i % len(draws)]
+            yield ORDERS[k % 6], same
+        i += 1
+
+
+shape_draws = st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=8)
+
+
+# ---------------------------------------------------------------------------
+# well-behaved dense traces: a program that never misuses its heaps
+# ---------------------------------------------------------------------------
+SLOT = 0x40
+SLOTS = tuple(0x2000 + SLOT * k for k in range(6))
+GOOD_HEAPS = ((1, 0xA0), (1, 0xB0), (2, 0xA0))
+
+
+def well_behaved(choices: list[tuple[int, int, int, int]], gap: int = 2_000) -> list[HeapEvent]:
+    """Interpret ``choices`` as a correct program on 3 heaps and 2 threads with
+    6 address slots per heap, so addresses are reused at once (often by the
+    same thread, microseconds apart): allocs, frees, in-place and moving
+    reallocs.  The result has no anomaly in the standalone reading."""
+    live: dict[tuple[int, int], dict[int, int]] = {h: {} for h in GOOD_HEAPS}
+    out: list[HeapEvent] = []
+    t = 0
+    for op, which, pick, size_pick in choices:
+        t += gap
+        pid, heap = GOOD_HEAPS[which % len(GOOD_HEAPS)]
+        tid = 1 + (pick & 1)
+        blocks = live[(pid, heap)]
+        free_slots = [a for a in SLOTS if a not in blocks]
+        size = 1 + size_pick % SLOT
+        kind = op % 4
+        if kind == 0 or not blocks:
+            if not free_slots:
+                continue
+            address = free_slots[pick % len(free_slots)]
+            blocks[address] = size
+            out.append(alloc(t, pid, heap, address, size, tid))
+        elif kind == 1:
+            address = sorted(blocks)[pick % len(blocks)]
+            del blocks[address]
+            out.append(free(t, pid, heap, address, tid))
+        else:
+            old = sorted(blocks)[pick % len(blocks)]
+            old_size = blocks.pop(old)
+            if kind == 2 or not free_slots:
+                new = old  # in place
+            else:
+                # a moving realloc, often into a slot freed moments ago
+                new = free_slots[(pick >> 1) % len(free_slots)]
+            blocks[new] = size
+            out.append(realloc(t, pid, heap, new, old, size, old_size, tid))
+    return out
+
+
+well_behaved_choices = st.lists(
+    st.tuples(st.integers(0, 7), st.integers(0, 5), st.integers(0, 63), st.integers(0, 255)), max_size=80
+)
