@@ -444,8 +444,9 @@ shape_draws = st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=8)
 # well-behaved dense traces: a program that never misuses its heaps
 # ---------------------------------------------------------------------------
 SLOT = 0x40
-SLOTS = tuple(0x2000 + SLOT * k for k in range(6))
 GOOD_HEAPS = ((1, 0xA0), (1, 0xB0), (2, 0xA0))
+# 6 address slots per heap; the heaps of one process never share an address
+GOOD_SLOTS = {h: tuple(0x2000 + 0x1000 * i + SLOT * k for k in range(6)) for i, h in enumerate(GOOD_HEAPS)}
 
 
 def well_behaved(choices: list[tuple[int, int, int, int]], gap: int = 2_000) -> list[HeapEvent]:
@@ -461,7 +462,7 @@ def well_behaved(choices: list[tuple[int, int, int, int]], gap: int = 2_000) -> 
         pid, heap = GOOD_HEAPS[which % len(GOOD_HEAPS)]
         tid = 1 + (pick & 1)
         blocks = live[(pid, heap)]
-        free_slots = [a for a in SLOTS if a not in blocks]
+        free_slots = [a for a in GOOD_SLOTS[(pid, heap)] if a not in blocks]
         size = 1 + size_pick % SLOT
         kind = op % 4
         if kind == 0 or not blocks:
@@ -488,5 +489,19 @@ def well_behaved(choices: list[tuple[int, int, int, int]], gap: int = 2_000) -> 
 
 
 well_behaved_choices = st.lists(
-    st.tuples(st.integers(0, 7), st.integers(0, 5), st.integers(0, 63), st.integers(0, 255)), max_size=80
+    st.tuples(st.integers(0, 7), st.integers(0, 5), st.integers(0, 63), st.integers(0, 255)), min_size=10, max_size=80
 )
+
+
+def with_noise(events: list[HeapEvent], times: list[int], pid: int = 1, heap: int = 0xA0, tid: int = 9) -> list[HeapEvent]:
+    """Merge in a correct side program on another thread (allocs and frees of
+    its own addresses at ``times``, +1 ns so no time is shared), so that its
+    records fall between the records of the main program's realloc runs."""
+    noise = []
+    for j, t in enumerate(sorted(set(times))):
+        address = 0x9000 + SLOT * (j // 2)
+        noise.append(alloc(t + 1, pid, heap, address, 8, tid) if j % 2 == 0 else free(t + 1, pid, heap, address, tid))
+    return sorted(events + noise, key=lambda e: e.time)
+
+
+noise_times = st.lists(st.integers(0, 200_000), max_size=30)
