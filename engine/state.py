@@ -11,6 +11,8 @@ Invariants (checked by :meth:`HeapState._check`, which the property tests call):
 * blocks of one heap never overlap (a zero-size block spans one byte);
 * a heap's ``live_bytes`` is the sum of its block sizes, a process's the sum of
   its heaps'; peaks are never below the current value;
+* a live-bytes series ends at the current value, and its highest bucket is
+  the peak (live bytes change once per event: no transient values);
 * an address in a process's recently-freed table is live on none of its heaps
   under the same heap handle.
 """
@@ -318,8 +320,12 @@ class HeapState:
             proc.peak_time = time
         proc.series.add(time, plive)
 
-    def _insert(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, block: Block, out: list[Anomaly]) -> None:
-        """Add ``block`` at ``ev.address``, ending any blocks it overlaps."""
+    def _insert(
+        self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, block: Block, out: list[Anomaly], replaced: int = 0
+    ) -> None:
+        """Add ``block`` at ``ev.address``, ending any blocks it overlaps.
+        ``replaced`` is the size of the block a realloc just took out, so that
+        live bytes change once per event (series never show a transient dip)."""
         blocks = heap.blocks
         address = ev.address
         end = address + (block.size or 1)
@@ -342,7 +348,7 @@ class HeapState:
         blocks[address] = block
         if proc.freed:
             proc.freed.pop(address, None)
-        self._grow(proc, heap, block.size - removed, ev.time)
+        self._grow(proc, heap, block.size - removed - replaced, ev.time)
 
     def _remember_free(self, proc: ProcessState, address: int, handle: int) -> None:
         freed = proc.freed
@@ -446,13 +452,12 @@ class HeapState:
             self._note(
                 proc, heap, Anomaly(REALLOC_SIZE_MISMATCH, ev, proc.pid, ev.heap, old, ev.old_size, 0, 0, prior.size), out
             )
-        self._grow(proc, heap, -prior.size, ev.time)
         if moving:
             self._remember_free(proc, old, ev.heap)
             block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves + 1, prior.copied + prior.size)
         else:
             block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves, prior.copied)
-        self._insert(proc, heap, ev, block, out)
+        self._insert(proc, heap, ev, block, out, prior.size)
         return out or _NO_ANOMALIES
 
     def _realloc_unknown(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, out: list[Anomaly]) -> None:
@@ -555,11 +560,20 @@ class HeapState:
                     size_sum += block.size
                 assert size_sum == heap.live_bytes, (heap.label, size_sum, heap.live_bytes)
                 assert heap.peak_bytes >= heap.live_bytes
+                _check_series(heap.series, heap.live_bytes, heap.peak_bytes)
                 total += heap.live_bytes
             assert total == proc.live_bytes, (proc.pid, total, proc.live_bytes)
             assert proc.peak_bytes >= proc.live_bytes
+            _check_series(proc.series, proc.live_bytes, proc.peak_bytes)
             for address, handle in proc.freed.items():
                 h = proc.heaps.get(handle)
                 assert h is None or address not in h.blocks, f"freed 0x{address:x} is live"
             assert len(proc.freed) <= self.freed_memory
 
+
+def _check_series(series: Series, live: int, peak: int) -> None:
+    """A live-bytes series ends at the current value and peaks at the peak."""
+    buckets = series.snapshot()
+    if buckets:
+        assert buckets[-1].last == live, (buckets[-1], live)
+        assert max(b.high for b in buckets) == peak, (peak, buckets)

@@ -53,6 +53,8 @@ class MHeap:
     blocks: dict[int, int] = field(default_factory=dict)
     peak: int = 0
     peak_time: int = 0
+    #: every value live bytes took between events (what a series may show)
+    values: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.peak_time = self.time
@@ -70,6 +72,7 @@ class MProc:
     history: bool = False  # any heap event or a start seen
     peak: int = 0
     peak_time: int = 0
+    values: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.peak_time = self.time
@@ -218,9 +221,11 @@ class Model:
     def _peaks(self, proc: MProc, time: int) -> None:
         for heap in proc.heaps.values():
             live = heap.live()
+            heap.values.add(live)
             if live > heap.peak:
                 heap.peak, heap.peak_time = live, time
         live = proc.live()
+        proc.values.add(live)
         if live > proc.peak:
             proc.peak, proc.peak_time = live, time
 

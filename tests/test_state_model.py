@@ -31,6 +31,10 @@ def blocks_of(proc) -> dict[int, dict[int, int]]:
     return {h: {a: b.size for a, b in heap.blocks.items()} for h, heap in proc.heaps.items()}
 
 
+def series_values(series) -> set[int]:
+    return {v for b in series.snapshot() for v in (b.low, b.high, b.last)}
+
+
 def compare_step(state: HeapState, model: Model) -> None:
     assert state_blocks(state) == model.live_blocks()
     assert set(state.processes) == set(model.procs)
@@ -41,12 +45,15 @@ def compare_step(state: HeapState, model: Model) -> None:
         assert proc.live_blocks == sum(len(h.blocks) for h in mproc.heaps.values())
         assert (proc.peak_bytes, proc.peak_time) == (mproc.peak, mproc.peak_time)
         assert proc.start_seen == mproc.start_seen
+        # a series shows only values live bytes had between events
+        assert series_values(proc.series) <= mproc.values | {0}
         for handle, mheap in mproc.heaps.items():
             heap = proc.heaps[handle]
             assert heap.created == mheap.created
             assert heap.live_bytes == mheap.live()
             assert heap.live_blocks == len(mheap.blocks)
             assert (heap.peak_bytes, heap.peak_time) == (mheap.peak, mheap.peak_time), hex(handle)
+            assert series_values(heap.series) <= mheap.values | {0}, hex(handle)
 
 
 def run_against_model(events, realloc_moves: bool = True) -> tuple[HeapState, Model]:
