@@ -370,9 +370,11 @@ class HeapState:
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[2] += 1
-        heap.sources[ev.source] += 1
-        if ev.source == _SOURCE_INVALID:
-            self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, ev.address, ev.size), out)
+        source = ev.source
+        if 0 <= source < _SOURCE_INVALID or source == 6:
+            heap.sources[source] += 1
+        else:
+            self._invalid_source(proc, heap, ev, out)
         if ev.address == 0:
             self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, 0, ev.size), out)
             return out
@@ -385,10 +387,12 @@ class HeapState:
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[4] += 1
-        heap.sources[ev.source] += 1
+        source = ev.source
+        if 0 <= source < _SOURCE_INVALID or source == 6:
+            heap.sources[source] += 1
+        else:
+            self._invalid_source(proc, heap, ev, out)
         address = ev.address
-        if ev.source == _SOURCE_INVALID:
-            self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, address), out)
         if address == 0:
             self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, 0), out)
             return out
@@ -400,6 +404,12 @@ class HeapState:
             return out or _NO_ANOMALIES
         self._unknown_address(proc, heap, ev, address, UNKNOWN_FREE, out)
         return out
+
+    def _invalid_source(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, out: list[Anomaly]) -> None:
+        """Source 5 (INVALID), or a value outside 0-6 (a corrupt record): both
+        are counted as INVALID, never used as a list index."""
+        heap.sources[_SOURCE_INVALID] += 1
+        self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, ev.address, ev.size), out)
 
     def _unknown_address(
         self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, address: int, default: str, out: list[Anomaly]
@@ -428,10 +438,12 @@ class HeapState:
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[3] += 1
-        heap.sources[ev.source] += 1
+        source = ev.source
+        if 0 <= source < _SOURCE_INVALID or source == 6:
+            heap.sources[source] += 1
+        else:
+            self._invalid_source(proc, heap, ev, out)
         new, old, size = ev.address, ev.old_address, ev.size
-        if ev.source == _SOURCE_INVALID:
-            self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, new, size), out)
         if new == 0 or old == 0:
             self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, new, size, old), out)
             return out
