@@ -80,7 +80,7 @@ class _Move:
 class ReallocPairer:
     """The pairing stage between the reorder buffer and the state.
 
-    Call :meth:`buffered` for every record entering the reorder buffer and
+    Call :meth:`buffered` for every ReAlloc entering the reorder buffer and
     :meth:`release` for every record leaving it, in time order; after each
     ``release``, first pass on the records in :attr:`flushed` (then clear it),
     then the released record itself if ``release`` returned True.  At the end,
@@ -124,10 +124,13 @@ class ReallocPairer:
             else:  # a create, destroy or process record ends the process's runs
                 for mv in [m for m in self._runs.values() if m.pid == ev.pid]:
                     self._break(mv)
-        return self._feed(ev, seq)
+        if self._runs:
+            return self._feed(ev, seq)
+        if kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and self._pending):
+            return self._fresh(ev, seq)
+        return True
 
     def _feed(self, ev: HeapEvent, seq: int) -> bool:
-        kind = ev.kind
         runs = self._runs
         while runs:
             thread = (ev.pid, ev.tid)
@@ -153,6 +156,11 @@ class ReallocPairer:
             # the run is broken; its re-fed records may open another run on
             # this thread, which ``ev`` then extends or breaks in turn
             self._break(mv, refeed=True)
+        return self._fresh(ev, seq)
+
+    def _fresh(self, ev: HeapEvent, seq: int) -> bool:
+        """A record no open run of its thread takes: it may open one."""
+        kind = ev.kind
         if kind == _REALLOC:
             if ev.address != ev.old_address and ev.address and ev.old_address:
                 for mv in self._pending.get((_ALLOC, ev.pid, ev.tid, ev.heap, ev.address), ()):

@@ -38,13 +38,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from heaplint.engine.errors import UsageError
-from heaplint.engine.events import HeapEvent
+from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.pairing import ReallocPairer
 from heaplint.engine.state import DEFAULT_ABSURD_SIZE, OUT_OF_ORDER, Anomaly, HeapState, ProcessState
 
 REALLOC_MODES = ("auto", "standalone", "paired")
 DEFAULT_REORDER_WINDOW_NS = 10_000_000  # 10 ms
 DEFAULT_PAIR_WINDOW_NS = 1_000_000  # 1 ms
+
+_REALLOC = int(Kind.REALLOC)
 
 @dataclass(frozen=True, slots=True)
 class ReplayOptions:
@@ -91,6 +93,7 @@ def ordered(
     seq = 0
     if pairer is not None:
         buffered, release, flushed = pairer.buffered, pairer.release, pairer.flushed
+    max_buffered = counters.max_buffered
 
     for ev in events:
         counters.events_in += 1
@@ -106,7 +109,7 @@ def ordered(
         elif t < newest:
             counters.reordered += 1
         push(heap, (t, seq, ev))
-        if pairer is not None:
+        if pairer is not None and ev.kind == _REALLOC:
             buffered(ev, seq)
         seq += 1
         limit = newest - hold
@@ -121,8 +124,8 @@ def ordered(
                 flushed.clear()
             if keep:
                 yield out
-        if len(heap) > counters.max_buffered:
-            counters.max_buffered = len(heap)
+        if len(heap) > max_buffered:
+            max_buffered = counters.max_buffered = len(heap)
     while heap:
         released, out_seq, out = pop(heap)
         if pairer is None:

@@ -13,12 +13,13 @@ Invariants (checked by :meth:`HeapState._check`, which the property tests call):
   its heaps'; peaks are never below the current value;
 * a live-bytes series ends at the current value, and its highest bucket is
   the peak (live bytes change once per event: no transient values);
-* an address in a process's recently-freed table is live on none of its heaps
-  under the same heap handle.
+* an address in a process's recently-freed table is not live on the heap
+  record it was freed from.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable, NamedTuple
 
 from sortedcontainers import SortedDict
@@ -126,10 +127,15 @@ class HeapRecord:
         "series",
         "first_time",
         "last_time",
+        "serial",
     )
 
-    def __init__(self, pid: int, handle: int, label: str, created: bool, time: int, flags: int = 0) -> None:
+    def __init__(
+        self, pid: int, handle: int, label: str, created: bool, time: int, flags: int = 0, serial: int = 0
+    ) -> None:
         self.pid = pid
+        #: unique per HeapRecord of a HeapState: tells a reused handle's heaps apart
+        self.serial = serial
         self.handle = handle
         self.label = label
         self.flags = flags
@@ -202,8 +208,10 @@ class ProcessState:
         self.last_time = time
         self.created_heaps = 0
         self.uncreated_heaps = 0
-        #: address -> heap handle of recent frees, oldest first (bounded)
-        self.freed: dict[int, int] = {}
+        #: address -> serial of the heap record it was freed from, for recent
+        #: frees, oldest first (bounded; an OrderedDict because evicting the
+        #: oldest entry of a plain dict used as a queue costs O(size))
+        self.freed: OrderedDict[int, int] = OrderedDict()
         self.anomalies: dict[str, int] = {}
         self.series = Series()
 
@@ -244,6 +252,7 @@ class HeapState:
         self.on_process_end = on_process_end
         self.ended: Block | None = None
         self.events = 0
+        self._serial = 0  # last HeapRecord serial handed out
         self._dispatch = {
             Kind.ALLOC: self._alloc,
             Kind.FREE: self._free,
@@ -295,7 +304,8 @@ class HeapState:
             proc.uncreated_heaps += 1
             n = proc.uncreated_heaps
             label = "process-heap" if n == 1 else f"preexisting#{n}"
-            heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, False, ev.time)
+            self._serial += 1
+            heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, False, ev.time, 0, self._serial)
             self._note(proc, heap, Anomaly(UNKNOWN_HEAP, ev, proc.pid, ev.heap), out)
         heap.last_time = ev.time
         return heap
@@ -321,11 +331,19 @@ class HeapState:
         proc.series.add(time, plive)
 
     def _insert(
-        self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, block: Block, out: list[Anomaly], replaced: int = 0
-    ) -> None:
-        """Add ``block`` at ``ev.address``, ending any blocks it overlaps.
-        ``replaced`` is the size of the block a realloc just took out, so that
-        live bytes change once per event (series never show a transient dip)."""
+        self,
+        proc: ProcessState,
+        heap: HeapRecord,
+        ev: HeapEvent,
+        block: Block,
+        out: list[Anomaly] | None,
+        replaced: int = 0,
+    ) -> list[Anomaly] | None:
+        """Add ``block`` at ``ev.address``, ending any blocks it overlaps; the
+        overlap anomalies go to ``out`` (made when ``None`` and needed), which
+        is returned.  ``replaced`` is the size of the block a realloc just took
+        out, so that live bytes change once per event (series never show a
+        transient dip)."""
         blocks = heap.blocks
         address = ev.address
         end = address + (block.size or 1)
@@ -337,6 +355,8 @@ class HeapState:
                 del blocks[start]
                 removed += prev.size
                 i -= 1
+                if out is None:
+                    out = []
                 self._note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, block.size, start), out)
         while i < len(blocks):
             start, old = blocks.peekitem(i)
@@ -344,17 +364,20 @@ class HeapState:
                 break
             del blocks[start]
             removed += old.size
+            if out is None:
+                out = []
             self._note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, block.size, start), out)
         blocks[address] = block
         if proc.freed:
             proc.freed.pop(address, None)
         self._grow(proc, heap, block.size - removed - replaced, ev.time)
+        return out
 
-    def _remember_free(self, proc: ProcessState, address: int, handle: int) -> None:
+    def _remember_free(self, proc: ProcessState, address: int, heap: HeapRecord) -> None:
         freed = proc.freed
-        freed[address] = handle
+        freed[address] = heap.serial
         if len(freed) > self.freed_memory:
-            del freed[next(iter(freed))]
+            freed.popitem(last=False)
 
     def _check_size(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, size: int, out: list[Anomaly]) -> bool:
         """Note zero and absurd sizes; False when the size is too absurd to track."""
@@ -366,7 +389,25 @@ class HeapState:
         return True
 
     # --- per-kind handlers ---------------------------------------------------
+    # Each of alloc, free and realloc has a fast path for the regular record
+    # (known heap, valid source, non-null address, sane size, known block) that
+    # builds no anomaly list, and falls back to the ``_checked`` variant, which
+    # handles every case, as soon as anything is irregular.  The fast paths
+    # change nothing before they have decided, so the fallback starts clean.
+
     def _alloc(self, proc: ProcessState, ev: HeapEvent):
+        heap = proc.heaps.get(ev.heap)
+        size = ev.size
+        source = ev.source
+        if heap is None or not ev.address or not 0 < size < self.absurd_size or not (0 <= source < 5 or source == 6):
+            return self._alloc_checked(proc, ev)
+        heap.last_time = ev.time
+        heap.counts[2] += 1
+        heap.sources[source] += 1
+        block = Block(size, ev.time, ev.index, ev.stack, source)
+        return self._insert(proc, heap, ev, block, None) or _NO_ANOMALIES
+
+    def _alloc_checked(self, proc: ProcessState, ev: HeapEvent):
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[2] += 1
@@ -384,6 +425,22 @@ class HeapState:
         return out or _NO_ANOMALIES
 
     def _free(self, proc: ProcessState, ev: HeapEvent):
+        heap = proc.heaps.get(ev.heap)
+        source = ev.source
+        address = ev.address
+        if heap is not None and address and (0 <= source < 5 or source == 6):
+            block = heap.blocks.pop(address, None)
+            if block is not None:
+                heap.last_time = ev.time
+                heap.counts[4] += 1
+                heap.sources[source] += 1
+                self.ended = block
+                self._remember_free(proc, address, heap)
+                self._grow(proc, heap, -block.size, ev.time)
+                return _NO_ANOMALIES
+        return self._free_checked(proc, ev)
+
+    def _free_checked(self, proc: ProcessState, ev: HeapEvent):
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[4] += 1
@@ -399,7 +456,7 @@ class HeapState:
         block = heap.blocks.pop(address, None)
         if block is not None:
             self.ended = block
-            self._remember_free(proc, address, ev.heap)
+            self._remember_free(proc, address, heap)
             self._grow(proc, heap, -block.size, ev.time)
             return out or _NO_ANOMALIES
         self._unknown_address(proc, heap, ev, address, UNKNOWN_FREE, out)
@@ -429,12 +486,40 @@ class HeapState:
                     out,
                 )
                 return
-        if proc.freed.get(address) == ev.heap:
+        if proc.freed.get(address) == heap.serial:
             self._note(proc, heap, Anomaly(DOUBLE_FREE, ev, proc.pid, ev.heap, address), out)
             return
         self._note(proc, heap, Anomaly(default, ev, proc.pid, ev.heap, address, ev.old_size or 0), out)
 
     def _realloc(self, proc: ProcessState, ev: HeapEvent):
+        heap = proc.heaps.get(ev.heap)
+        new, old, size, source = ev.address, ev.old_address, ev.size, ev.source
+        if (
+            heap is None
+            or not new
+            or not old
+            or not 0 < size < self.absurd_size
+            or not (0 <= source < 5 or source == 6)
+            or (new != old and not self.realloc_moves)
+        ):
+            return self._realloc_checked(proc, ev)
+        blocks = heap.blocks
+        prior = blocks.get(old)
+        if prior is None or (ev.old_size is not None and ev.old_size != prior.size):
+            return self._realloc_checked(proc, ev)
+        del blocks[old]
+        heap.last_time = ev.time
+        heap.counts[3] += 1
+        heap.sources[source] += 1
+        self.ended = prior
+        if new != old:
+            self._remember_free(proc, old, heap)
+            block = Block(size, ev.time, ev.index, ev.stack, source, prior.moves + 1, prior.copied + prior.size)
+        else:
+            block = Block(size, ev.time, ev.index, ev.stack, source, prior.moves, prior.copied)
+        return self._insert(proc, heap, ev, block, None, prior.size) or _NO_ANOMALIES
+
+    def _realloc_checked(self, proc: ProcessState, ev: HeapEvent):
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[3] += 1
@@ -465,7 +550,7 @@ class HeapState:
                 proc, heap, Anomaly(REALLOC_SIZE_MISMATCH, ev, proc.pid, ev.heap, old, ev.old_size, 0, 0, prior.size), out
             )
         if moving:
-            self._remember_free(proc, old, ev.heap)
+            self._remember_free(proc, old, heap)
             block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves + 1, prior.copied + prior.size)
         else:
             block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves, prior.copied)
@@ -490,7 +575,8 @@ class HeapState:
             self._retire(proc, old, ev.time)
         proc.created_heaps += 1
         label = f"heap#{proc.created_heaps}/flags=0x{ev.flags:x}"
-        heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, True, ev.time, ev.flags)
+        self._serial += 1
+        heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, True, ev.time, ev.flags, self._serial)
         heap.counts[1] += 1
         return out or _NO_ANOMALIES
 
@@ -522,10 +608,8 @@ class HeapState:
             proc.retired.pop(0)
             proc.retired_dropped += 1
         proc.retired.append(heap)
-        # addresses freed on the retired heap cannot be double-freed there any more
-        if proc.freed:
-            handle = heap.handle
-            proc.freed = {a: h for a, h in proc.freed.items() if h != handle}
+        # addresses freed on the retired heap need no purge from proc.freed: a
+        # heap later created under the same handle has another serial
 
     def _process_start(self, proc: ProcessState, ev: HeapEvent):
         if proc.heaps or proc.end_seen or proc.start_seen or proc.retired:
@@ -552,7 +636,7 @@ class HeapState:
             self._retire(proc, heap, time)
         proc.ended = True
         proc.last_time = time
-        proc.freed = {}
+        proc.freed = OrderedDict()
         self.finished.append(proc)
         del self.processes[proc.pid]
 
@@ -577,8 +661,10 @@ class HeapState:
             assert total == proc.live_bytes, (proc.pid, total, proc.live_bytes)
             assert proc.peak_bytes >= proc.live_bytes
             _check_series(proc.series, proc.live_bytes, proc.peak_bytes)
-            for address, handle in proc.freed.items():
-                h = proc.heaps.get(handle)
+            by_serial = {h.serial: h for h in proc.heaps.values()}
+            assert len(by_serial) == len(proc.heaps)
+            for address, serial in proc.freed.items():
+                h = by_serial.get(serial)
                 assert h is None or address not in h.blocks, f"freed 0x{address:x} is live"
             assert len(proc.freed) <= self.freed_memory
 
