@@ -86,7 +86,7 @@ def check_shapes_agree(standalone, paired) -> None:
     assert rp.counters.paired_inner == 2 * moves
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(chaotic_ops, shape_draws)
 def test_chaotic_traces_give_the_same_result_in_both_shapes(ops, draws):
     # 3 ms between records: whatever sits next to a move on its thread is
@@ -96,7 +96,7 @@ def test_chaotic_traces_give_the_same_result_in_both_shapes(ops, draws):
     check_shapes_agree(standalone, paired)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(well_behaved_choices, shape_draws, noise_times)
 def test_dense_correct_programs_pair_only_inner_records(choices, draws, noise):
     # records 2 us apart, addresses reused at once: legitimate allocs and
@@ -117,7 +117,7 @@ def sanitized(events):
     return [ev._replace(size=8) if is_move(ev) and not 0 <= ev.size < ABSURD else ev for ev in events]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(chaotic_ops, shape_draws)
 def test_explicit_modes_match_their_shapes(ops, draws):
     standalone = sanitized(build(ops, 3_000 * US))
@@ -287,7 +287,7 @@ def test_unknown_realloc_mode_is_a_usage_error():
         ReplayOptions(reorder_window_ns=-1)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(chaotic_ops, shape_draws)
 def test_dense_chaotic_traces_lose_nothing(ops, draws):
     # anything goes, 2 us apart (and the same address on several heaps): the

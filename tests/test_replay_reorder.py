@@ -77,7 +77,7 @@ def result(events, mode: str) -> tuple:
     return state_blocks(rp.state), anomaly_view(seen), counts, rp.counters.paired_inner
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(chaotic_ops, st.randoms(use_true_random=False))
 def test_jitter_within_the_window_is_undone_exactly(ops, rng):
     events = build(ops, GAP)  # distinct times
@@ -92,7 +92,7 @@ def test_jitter_within_the_window_is_undone_exactly(ops, rng):
     assert counters.max_buffered <= len(events)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(chaotic_ops, shape_draws, st.randoms(use_true_random=False), st.sampled_from(["auto", "standalone", "paired"]))
 def test_jittered_replay_equals_sorted_replay(ops, draws, rng, mode):
     # the paired shape in every mode; records sharing a timestamp keep their
@@ -104,7 +104,7 @@ def test_jittered_replay_equals_sorted_replay(ops, draws, rng, mode):
     assert result(jittered(events, rng, WINDOW), mode) == result(events, mode)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(chaotic_ops, st.randoms(use_true_random=False), st.integers(2, 10))
 def test_disorder_beyond_the_window_is_counted_not_fatal(ops, rng, factor):
     events = build(ops, GAP)
@@ -117,7 +117,7 @@ def test_disorder_beyond_the_window_is_counted_not_fatal(ops, rng, factor):
     assert sorted(ev.index for ev in out) == list(range(len(events)))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(chaotic_ops, shape_draws, st.randoms(use_true_random=False), st.integers(2, 10))
 def test_disorder_beyond_the_window_with_pairing(ops, draws, rng, factor):
     events = indexed(paired_shape(build(ops, GAP), shape_stream(draws), step=US))

@@ -28,7 +28,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(steps, st.integers(2, 9), st.sampled_from([1, 3, 10]))
 def test_series_matches_brute_force(steps, cap, width):
     series = Series(cap=cap, width=width)

@@ -24,7 +24,7 @@ from state_reference import (
 
 from heaplint.engine.state import HeapState
 
-SETTINGS = settings(max_examples=150, deadline=None)
+SETTINGS = settings(max_examples=100, deadline=None)
 
 
 def blocks_of(proc) -> dict[int, dict[int, int]]:
@@ -83,14 +83,14 @@ def test_state_matches_model_standalone(ops):
     run_against_model(timed(ops))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(chaotic_ops)
 def test_state_matches_model_paired_mode(ops):
     # paired reading: moving ReAllocs are counted only
     run_against_model(timed(ops), realloc_moves=False)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(chaotic_ops, shape_draws)
 def test_state_matches_model_on_paired_shape_read_literally(ops, draws):
     # the inner Alloc/Free applied as they stand (what happens without pairing)
@@ -98,7 +98,7 @@ def test_state_matches_model_on_paired_shape_read_literally(ops, draws):
     run_against_model(events)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(chaotic_ops)
 def test_anomaly_counters_match_returned_anomalies(ops):
     state = HeapState()
