@@ -154,7 +154,7 @@ class Replay:
     on_process_end: Callable[[ProcessState, int], None] | None = None
     counters: ReplayCounters = field(default_factory=ReplayCounters)
     out_of_order: list[Anomaly] = field(default_factory=list)
-    last_time: int | None = None
+    last_time: int | None = None  # the latest record time, once run
 
     def __post_init__(self) -> None:
         self.state = HeapState(
@@ -184,16 +184,15 @@ class Replay:
         is applied (``state.ended`` then holds the block it ended).  Ends with
         :meth:`finish`."""
         apply = self.state.apply
-        last = None
         if on_event is None:
             for ev in self.events(events):
                 apply(ev)
-                last = ev.time
         else:
             for ev in self.events(events):
                 on_event(ev, apply(ev))
-                last = ev.time
-        self.last_time = last
+        # the trace's latest time (records beyond the reorder window may have
+        # been applied after later ones)
+        self.last_time = max((p.last_time for p in self.state.all_processes()), default=None)
         self.finish()
         return self.state
 

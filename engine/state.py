@@ -294,7 +294,13 @@ class HeapState:
         proc = self.processes.get(ev.pid)
         if proc is None:
             proc = self.processes[ev.pid] = ProcessState(ev.pid, ev.time)
-        proc.last_time = ev.time
+        # coverage is the span of the process's records, whatever order the
+        # (out-of-order beyond the window) records came in
+        t = ev.time
+        if t > proc.last_time:
+            proc.last_time = t
+        elif t < proc.first_time:
+            proc.first_time = t
         return self._dispatch[ev.kind](proc, ev)
 
     # --- helpers -----------------------------------------------------------

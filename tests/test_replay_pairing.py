@@ -48,8 +48,12 @@ def replay(events, mode: str = "auto", **options) -> tuple[Replay, list]:
     """Run a replay; return it with every anomaly it reported, in order."""
     rp = Replay(ReplayOptions(realloc_mode=mode, **options))
     seen: list = []
-    rp.run(events, lambda ev, anomalies: seen.extend(anomalies))
-    rp.state._check()
+
+    def on_event(ev, anomalies):
+        seen.extend(anomalies)
+        rp.state._check()
+
+    rp.run(events, on_event)
     return rp, seen
 
 
@@ -110,6 +114,8 @@ def test_dense_correct_programs_pair_only_inner_records(choices, draws, noise):
     assert {a.kind for a in seen} <= {"unknown-heap"}  # the generator is correct
     ra, _ = replay(standalone)
     assert state_blocks(ra.state) == state_blocks(rs.state)
+    rp, seen = replay(paired)
+    assert {a.kind for a in seen} <= {"unknown-heap"}  # no realloc-unknown-old, no double free
 
 
 def sanitized(events):

@@ -256,3 +256,16 @@ def test_anomalies_are_counted_per_heap_and_process():
     assert state.process(1).anomalies == {st.NULL_ADDRESS: 4}
     assert state.heap(1, H).anomalies == {st.NULL_ADDRESS: 4}
     assert state.heap(1, H).counts[Kind.ALLOC] == 1 and state.heap(1, H).counts[Kind.REALLOC] == 2
+
+
+def test_coverage_spans_records_applied_out_of_order():
+    calls, hook = hook_log()
+    rp = Replay(ReplayOptions(reorder_window_ns=10 * 1_000, pair_window_ns=1_000), on_process_end=hook)
+    events = indexed([alloc(100_000, 1, H, A, 8), alloc(500_000, 1, H, B, 8), alloc(200_000, 1, H, A + 64, 8),
+                      alloc(50_000, 1, H, A + 128, 8)])  # fmt: skip
+    rp.run(events)
+    assert rp.counters.out_of_order == 1  # 50 us comes after 100 us was released
+    proc = rp.state.process(1)
+    assert (proc.first_time, proc.last_time) == (50_000, 500_000)
+    assert rp.last_time == 500_000
+    assert calls[0][1] == 500_000  # the trace-end hook gets the latest time
