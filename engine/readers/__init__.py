@@ -53,8 +53,8 @@ def available_readers() -> dict[str, type[TraceReader]]:
 
 def detect_format(head: bytes, path: str) -> str:
     """Name the format of content starting with ``head``."""
-    if not head:
-        raise TraceError("empty file: no trace records", path=path)
+    if not head.strip():
+        raise TraceError("empty file: no trace records", path=path, line=1)
     for name, cls in available_readers().items():
         if cls.sniff(head):
             return name
@@ -63,6 +63,7 @@ def detect_format(head: bytes, path: str) -> str:
         f"unrecognised trace format; supported formats: {known} "
         "(each optionally gzip-compressed); use --input-format to force one",
         path=path,
+        line=1,
     )
 
 

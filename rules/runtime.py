@@ -1,0 +1,209 @@
+"""Evaluating compiled rules during a replay.
+
+:class:`RuleRun` hooks into :class:`~heaplint.engine.replay.Replay`:
+``on_event(ev, anomalies)`` after each event is applied and
+``on_process_end(proc, time)`` before a process's heaps are dropped.
+
+The hot path is one list index and one tuple walk: before the run, rules are
+fused into a *plan* per event kind, a tuple of ``(predicate, action)`` pairs
+holding only the rules whose condition can hold for that kind (from the
+compiler's kind analysis).  Rules that name ``anomaly`` fields run only for
+events that revealed anomalies, indexed by anomaly kind.  Window rules appear
+in the plan as a predicate that files the event in its window and returns
+False.  End rules run in the process-end hook and in :meth:`RuleRun.finish`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from heaplint.engine.events import HeapEvent, Kind, StackTable, TraceInfo
+from heaplint.engine.findings import Finding
+from heaplint.engine.replay import Replay, ReplayOptions
+from heaplint.engine.state import ANOMALY_KINDS, ProcessState
+from heaplint.rules.context import Ctx
+from heaplint.rules.endrules import EndRules
+from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
+from heaplint.rules.sink import FindingSink, stack_of_group
+from heaplint.rules.windows import WindowState
+
+Pair = tuple[Callable[[Ctx], Any], Callable[[Ctx], None]]
+_N_KINDS = max(int(k) for k in Kind) + 1
+_REALLOC = int(Kind.REALLOC)
+
+
+class RuleRun:
+    """The rules of a RuleSet evaluated over one trace."""
+
+    def __init__(self, rules: Iterable[Any], info: TraceInfo, stacks: StackTable, trace: str | None = None) -> None:
+        self.rules = [r for r in rules if not r.never]
+        self.info = info
+        self.stacks = stacks
+        self.trace = trace if trace is not None else info.path
+        self.sink = FindingSink()
+        self.windows: list[tuple[Any, WindowState]] = []
+        self.replay: Replay | None = None
+        self.ctx: Ctx | None = None
+        self.end = EndRules([r for r in self.rules if r.trigger == END_RULE], self.sink)
+        self.plan: list[tuple[Pair, ...]] = [()] * _N_KINDS
+        self.anomaly_plan: dict[str, tuple[Pair, ...]] = {}
+
+    def attach(self, replay: Replay) -> None:
+        """Bind to a replay (create it with ``on_process_end=run.on_process_end``)."""
+        self.replay = replay
+        ctx = self.ctx = Ctx(replay.state, self.info, replay.counters)
+        ctx.stacks = self.stacks
+        self.end.ctx = ctx
+        plan: list[list[Pair]] = [[] for _ in range(_N_KINDS)]
+        any_anomaly: list[Pair] = []
+        by_anomaly: dict[str, list[Pair]] = {}
+        for rule in self.rules:
+            if rule.trigger == EVENT_RULE:
+                pair = (rule.when.fn, self._event_action(rule))
+                if rule.uses_anomaly:
+                    if rule.anomalies is None:
+                        any_anomaly.append(pair)
+                    else:
+                        for a in rule.anomalies:
+                            by_anomaly.setdefault(a, []).append(pair)
+                    continue
+                targets = rule.kinds
+            elif rule.trigger == WINDOW_RULE:
+                pair = (self._window_step(rule), _never)
+                targets = rule.kinds
+            else:
+                continue
+            for k in range(1, _N_KINDS):
+                if targets is None or k in targets:
+                    plan[k].append(pair)
+        self.plan = [tuple(p) for p in plan]
+        self.anomaly_plan = {a: tuple(by_anomaly.get(a, []) + any_anomaly) for a in ANOMALY_KINDS}
+        self.anomaly_plan = {a: p for a, p in self.anomaly_plan.items() if p}
+
+    # --- hooks ------------------------------------------------------------------------------
+    def on_event(self, ev: HeapEvent, anomalies: Any) -> None:
+        """Replay callback: evaluate the rules that can match ``ev``."""
+        c = self.ctx
+        c.ev = ev
+        c.anomalies = anomalies
+        for pred, act in self.plan[ev.kind]:
+            if pred(c):
+                act(c)
+        if anomalies and self.anomaly_plan:
+            aplan = self.anomaly_plan
+            for a in anomalies:
+                pairs = aplan.get(a.kind)
+                if pairs:
+                    c.anom = a
+                    for pred, act in pairs:
+                        if pred(c):
+                            act(c)
+
+    def on_process_end(self, proc: ProcessState, time: int) -> None:
+        """Replay callback: run process, heap and block end rules."""
+        if self.end.rules:
+            self.end.process_end(proc, time)
+
+    def finish(self, stacks: StackTable | None = None) -> list[Finding]:
+        """Run trace end rules; return the findings (after the replay ended).
+
+        ``stacks``: the reader's final stack table, in case it replaced the
+        table it started with (stack frames are resolved here, at report time)."""
+        if stacks is not None:
+            self.stacks = self.ctx.stacks = stacks
+        assert self.replay is not None and self.ctx is not None
+        self.end.trace_end(self.replay)
+        notes = self.sink.notes()
+        for rule, ws in self.windows:
+            if ws.dropped:
+                notes.append(f"rule {rule.id}: window group cap of {ws.max_groups:,} reached; "
+                             f"{ws.dropped:,} events in further groups were not evaluated")
+        for note in notes:
+            if note not in self.info.notes:
+                self.info.notes.append(note)
+        return self.sink.findings(self.ctx, self.stacks, self.trace)
+
+    # --- actions ------------------------------------------------------------------------------
+    def _event_action(self, rule: Any) -> Callable[[Ctx], None]:
+        getters = rule.by_getters
+        sink = self.sink
+        anomaly = rule.uses_anomaly
+
+        def act(c: Ctx) -> None:
+            ev = c.ev
+            state = c.state
+            heap = state.heap(ev.pid, ev.heap)
+            addresses = [ev.address]
+            sizes = []
+            if ev.kind == _REALLOC:
+                addresses.append(ev.old_address)
+                sizes.append(ev.size)
+            elif ev.size:
+                sizes.append(ev.size)
+            ended = state.ended
+            if ended is not None and not ev.size:
+                sizes.append(ended.size)
+            if anomaly:
+                a = c.anom
+                if a.other:
+                    addresses.append(a.other)
+                if a.size and a.size not in sizes:
+                    sizes.append(a.size)
+            sink.match(rule, c, (ev.pid, *[g(c) for g in getters]), pid=ev.pid, proc=state.processes.get(ev.pid),
+                       heap=ev.heap, heap_label=heap.label if heap is not None else None, time=ev.time,
+                       index=ev.index, stack=ev.stack, addresses=addresses, sizes=sizes)
+
+        return act
+
+    def _window_step(self, rule: Any) -> Callable[[Ctx], bool]:
+        ws = WindowState(rule.aggs, rule.grouping.over, rule.spec.max_groups)
+        self.windows.append((rule, ws))
+        getters = rule.by_getters
+        when = rule.when.fn
+        values = ws.values
+        sink = self.sink
+        by_heap = "heap" in rule.by
+
+        def key_of(c: Ctx) -> tuple:
+            return (c.ev.pid, *[g(c) for g in getters])
+
+        def step(c: Ctx) -> bool:
+            ev = c.ev
+            found = ws.add(c, key_of, ev.time)
+            if found is None:
+                return False
+            group, key = found
+            keys = key[1:]
+            c.win = values(group)
+            c.key = keys
+            if when(c):
+                if not group.active:
+                    group.active = True
+                    heap = c.state.heap(ev.pid, ev.heap) if by_heap else None
+                    sink.match(rule, c, (ev.pid, *keys), pid=ev.pid, proc=c.state.processes.get(ev.pid),
+                               heap=ev.heap if by_heap else None, heap_label=heap.label if heap is not None else None,
+                               time=ev.time, index=ev.index, stack=stack_of_group(rule.by, keys))
+            else:
+                group.active = False
+            return False
+
+        return step
+
+
+def _never(c: Ctx) -> None:  # pragma: no cover - window predicates never return True
+    return None
+
+
+def run_events(
+    rules: Iterable[Any],
+    events: Iterable[HeapEvent],
+    info: TraceInfo,
+    stacks: StackTable | None = None,
+    options: ReplayOptions | None = None,
+) -> tuple[list[Finding], Replay]:
+    """Replay ``events`` with ``rules``; return findings and the finished replay."""
+    run = RuleRun(rules, info, stacks if stacks is not None else {})
+    replay = Replay(options or ReplayOptions(), on_process_end=run.on_process_end)
+    run.attach(replay)
+    replay.run(events, run.on_event)
+    return run.finish(), replay
