@@ -607,7 +607,9 @@ class HeapState:
         """End a heap: its blocks are gone, its statistics are kept."""
         if heap.live_bytes:
             self._grow(proc, heap, -heap.live_bytes, time)
-        heap.blocks = SortedDict()
+        if heap.blocks:
+            # a new map, not clear(): an end hook may have kept the old one
+            heap.blocks = SortedDict()
         heap.end_time = time
         del proc.heaps[heap.handle]
         if len(proc.retired) >= RETIRED_HEAPS_KEPT:
