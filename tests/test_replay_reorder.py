@@ -8,20 +8,8 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from state_reference import (
-    ALLOC,
-    FREE,
-    alloc,
-    anomaly_view,
-    build,
-    chaotic_ops,
-    free,
-    indexed,
-    paired_shape,
-    shape_draws,
-    shape_stream,
-    state_blocks,
-)
+from state_reference import ALLOC, FREE, alloc, anomaly_view, free, indexed, state_blocks
+from state_traces import build, chaotic_ops, paired_shape, shape_draws, shape_stream
 
 from heaplint.engine.replay import Replay, ReplayCounters, ReplayOptions, ordered
 

@@ -10,17 +10,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from state_reference import (
-    Model,
-    build,
-    chaotic_ops,
-    indexed,
-    op_event,
-    paired_shape,
-    shape_draws,
-    shape_stream,
-    state_blocks,
-)
+from state_reference import Model, indexed, state_blocks
+from state_traces import build, chaotic_ops, op_event, paired_shape, shape_draws, shape_stream
 
 from heaplint.engine.state import HeapState
 
