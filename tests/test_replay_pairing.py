@@ -10,7 +10,7 @@ inner Free.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from state_reference import (
     ABSURD,
     ALLOC,
@@ -104,6 +104,16 @@ def test_chaotic_traces_give_the_same_result_in_both_shapes(ops, draws):
 
 @settings(max_examples=100, deadline=None)
 @given(well_behaved_choices, shape_draws, noise_times)
+# a run opened on one thread while another thread's run holds one of its addresses
+@example([(0, 0, 1, 0), (3, 0, 0, 0), (0, 0, 1, 0), (3, 0, 1, 0)], [], [])
+# a real Alloc(X) taken for the inner record of a later move (X's block moved
+# back), then that run broken: the Free right after it starts a nearer move's run
+@example(
+    [(0, 0, 0, 0), (0, 0, 0, 0), (0, 0, 2, 0), (0, 0, 2, 0), (1, 0, 0, 0), (1, 0, 0, 0), (0, 0, 1, 0), (3, 0, 1, 0),
+     (3, 0, 4, 0), (3, 0, 1, 0)],
+    [(2, False)],
+    [],
+)  # fmt: skip
 def test_dense_correct_programs_pair_only_inner_records(choices, draws, noise):
     # records 2 us apart, addresses reused at once: legitimate allocs and
     # frees of the addresses a move just used must not be taken for inner
@@ -229,6 +239,34 @@ def test_legitimate_reuse_next_to_a_move_is_not_paired(events, blocks, kinds):
     assert state_blocks(ra.state) == {(1, H): blocks}
     assert anomaly_view(seen_a) == anomaly_view(seen_s)
     assert ra.counters.paired_inner == 0
+
+
+def test_inner_records_on_another_heap_are_not_paired():
+    t = 1_000 * US
+    events = indexed(
+        [alloc(0, 1, H, A, 8), alloc(t, 1, 0xB0, B, 16), free(t + 1, 1, 0xB0, A), realloc(t + 2, 1, H, B, A, 16, 8)]
+    )
+    ra, seen = replay(events)
+    assert ra.counters.paired_inner == 0
+    assert state_blocks(ra.state) == {(1, H): {B: 16}, (1, 0xB0): {B: 16}}
+
+
+def test_an_incomplete_run_is_released_once_the_pair_window_has_passed():
+    # thread 1: Alloc(B) then its ReAlloc(A -> B), but no Free(A): the run
+    # never completes and thread 1 goes quiet; thread 2 keeps going
+    t = 1_000 * US
+    events = [alloc(0, 1, H, A, 8), alloc(t, 1, H, B, 16), realloc(t + 1, 1, H, B, A, 16, 8)]
+    events += [alloc(t + k * 200 * US, 1, H, 0x9000 + 16 * k, 8, tid=2) for k in range(1, 30)]
+    rp = Replay(ReplayOptions(reorder_window_ns=100 * US))
+    out = list(rp.events(indexed(events)))
+    assert sorted(ev.time for ev in out) == sorted(ev.time for ev in events)
+    assert rp.counters.paired_inner == 0
+    # held back, but released once the pair window has passed, not at the end
+    newest = 0
+    for ev in out:
+        assert newest - ev.time <= rp.options.pair_window_ns
+        newest = max(newest, ev.time)
+    assert [ev.time for ev in out].index(t + 1) < 10
 
 
 def test_inner_records_on_another_thread_are_not_paired():
