@@ -15,12 +15,13 @@ number of events inside one window.
     A moving ReAlloc (new address != old address) may come alone, or together
     with the inner HeapAlloc(new) and HeapFree(old) that some capture paths also
     log on the same thread at (nearly) the same time, before or after the
-    ReAlloc record.  While a moving ReAlloc is inside the look-ahead (or was
-    just released), an Alloc of its new address / a Free of its old address on
-    the same process, thread and heap within ``pair_window`` is recognised as
-    inner and dropped (counted in ``paired_inner``).  The ReAlloc alone then
-    performs the move, so both shapes give the same state and the move is
-    counted once.
+    ReAlloc record.  Both inner records, on the same process, thread and heap,
+    within ``pair_window`` and forming one unbroken run of the thread's records
+    with the ReAlloc, are recognised and dropped (counted in ``paired_inner``);
+    see :mod:`heaplint.engine.pairing`.  The ReAlloc alone then performs the
+    move, so both shapes give the same state and the move is counted once,
+    while a free or allocation that reuses one of the addresses right after
+    (or before) the move is kept.
 ``standalone``
     Every record is applied as it stands (for traces known to carry no inner
     events).
@@ -38,16 +39,14 @@ from typing import Callable, Iterable, Iterator
 
 from heaplint.engine.errors import UsageError
 from heaplint.engine.events import HeapEvent, Kind
+from heaplint.engine.pairing import ReallocPairer
 from heaplint.engine.state import DEFAULT_ABSURD_SIZE, OUT_OF_ORDER, Anomaly, HeapState, ProcessState
 
 REALLOC_MODES = ("auto", "standalone", "paired")
 DEFAULT_REORDER_WINDOW_NS = 10_000_000  # 10 ms
 DEFAULT_PAIR_WINDOW_NS = 1_000_000  # 1 ms
 
-_ALLOC = int(Kind.ALLOC)
-_FREE = int(Kind.FREE)
 _REALLOC = int(Kind.REALLOC)
-
 
 @dataclass(frozen=True, slots=True)
 class ReplayOptions:
@@ -76,23 +75,6 @@ class ReplayCounters:
     max_buffered: int = 0
 
 
-class _Move:
-    """A moving realloc seen by the pairing stage, with which inner records
-    have already been matched to it."""
-
-    __slots__ = ("time", "pid", "tid", "heap", "new", "old", "alloc_seen", "free_seen")
-
-    def __init__(self, ev: HeapEvent) -> None:
-        self.time = ev.time
-        self.pid = ev.pid
-        self.tid = ev.tid
-        self.heap = ev.heap
-        self.new = ev.address
-        self.old = ev.old_address
-        self.alloc_seen = False
-        self.free_seen = False
-
-
 def ordered(
     events: Iterable[HeapEvent],
     options: ReplayOptions,
@@ -100,61 +82,18 @@ def ordered(
     on_out_of_order: Callable[[HeapEvent, int], None] | None = None,
 ) -> Iterator[HeapEvent]:
     """Yield ``events`` in time order (within the reorder window), with the
-    inner records of moving reallocs dropped in ``auto`` mode."""
-    pairing = options.realloc_mode == "auto"
-    hold = max(options.reorder_window_ns, options.pair_window_ns if pairing else 0)
-    pair_window = options.pair_window_ns
+    inner records of moving reallocs dropped in ``auto`` mode (see
+    :mod:`heaplint.engine.pairing`)."""
+    pairer = ReallocPairer(options.pair_window_ns, counters) if options.realloc_mode == "auto" else None
+    hold = max(options.reorder_window_ns, options.pair_window_ns if pairer is not None else 0)
     heap: list[tuple[int, int, HeapEvent]] = []
     push, pop = heapq.heappush, heapq.heappop
-    # look-ahead index: (kind, pid, tid, heap, address) -> buffered moves
-    pending: dict[tuple, list[_Move]] = {}
-    # the last released move per (pid, tid)
-    recent: dict[tuple[int, int], _Move] = {}
     newest = None
     released = None  # time of the last released event
     seq = 0
-
-    def inner_of(ev: HeapEvent) -> bool:
-        """Whether ``ev`` (an Alloc or Free being released) belongs to a move."""
-        kind = ev.kind
-        key = (kind, ev.pid, ev.tid, ev.heap, ev.address)
-        moves = pending.get(key)
-        if moves:
-            for mv in moves:
-                if abs(mv.time - ev.time) <= pair_window:
-                    if kind == _ALLOC and not mv.alloc_seen:
-                        mv.alloc_seen = True
-                        return True
-                    if kind == _FREE and not mv.free_seen:
-                        mv.free_seen = True
-                        return True
-        mv = recent.get((ev.pid, ev.tid))
-        if mv is not None and mv.heap == ev.heap and ev.time - mv.time <= pair_window:
-            if kind == _ALLOC and mv.new == ev.address and not mv.alloc_seen:
-                mv.alloc_seen = True
-                return True
-            if kind == _FREE and mv.old == ev.address and not mv.free_seen:
-                mv.free_seen = True
-                return True
-        return False
-
-    def release(ev: HeapEvent) -> bool:
-        """Bookkeeping when ``ev`` leaves the buffer; False to drop it."""
-        kind = ev.kind
-        if kind == _REALLOC:
-            if ev.address != ev.old_address and ev.address and ev.old_address:
-                a_key = (_ALLOC, ev.pid, ev.tid, ev.heap, ev.address)
-                f_key = (_FREE, ev.pid, ev.tid, ev.heap, ev.old_address)
-                mv = _take(pending, a_key, ev)
-                _take(pending, f_key, ev)
-                if mv is not None:
-                    recent[(ev.pid, ev.tid)] = mv
-            return True
-        if (kind == _ALLOC or kind == _FREE) and (pending or recent):
-            if inner_of(ev):
-                counters.paired_inner += 1
-                return False
-        return True
+    if pairer is not None:
+        buffered, release, flushed = pairer.buffered, pairer.release, pairer.flushed
+    max_buffered = counters.max_buffered
 
     for ev in events:
         counters.events_in += 1
@@ -169,49 +108,37 @@ def ordered(
             newest = t
         elif t < newest:
             counters.reordered += 1
-        if pairing and ev.kind == _REALLOC and ev.address != ev.old_address and ev.address and ev.old_address:
-            mv = _Move(ev)
-            pending.setdefault((_ALLOC, ev.pid, ev.tid, ev.heap, ev.address), []).append(mv)
-            pending.setdefault((_FREE, ev.pid, ev.tid, ev.heap, ev.old_address), []).append(mv)
         push(heap, (t, seq, ev))
+        if pairer is not None and ev.kind == _REALLOC:
+            buffered(ev, seq)
         seq += 1
         limit = newest - hold
         while heap and heap[0][0] < limit:
-            out = pop(heap)[2]
-            released = out.time
-            if not pairing or release(out):
+            released, out_seq, out = pop(heap)
+            if pairer is None:
                 yield out
-        if len(heap) > counters.max_buffered:
-            counters.max_buffered = len(heap)
-        if recent and seq & 1023 == 0:
-            _expire(recent, released, pair_window)
+                continue
+            keep = release(out, out_seq)
+            if flushed:
+                yield from flushed
+                flushed.clear()
+            if keep:
+                yield out
+        if len(heap) > max_buffered:
+            max_buffered = counters.max_buffered = len(heap)
     while heap:
-        out = pop(heap)[2]
-        released = out.time
-        if not pairing or release(out):
+        released, out_seq, out = pop(heap)
+        if pairer is None:
             yield out
-
-
-def _take(pending: dict[tuple, list[_Move]], key: tuple, ev: HeapEvent) -> _Move | None:
-    """Remove the move made from ``ev`` from the look-ahead index."""
-    moves = pending.get(key)
-    if not moves:
-        return None
-    for i, mv in enumerate(moves):
-        if mv.time == ev.time and mv.new == ev.address and mv.old == ev.old_address:
-            del moves[i]
-            if not moves:
-                del pending[key]
-            return mv
-    return None
-
-
-def _expire(recent: dict[tuple[int, int], _Move], now: int | None, window: int) -> None:
-    if now is None:
-        return
-    stale = [k for k, mv in recent.items() if now - mv.time > window]
-    for k in stale:
-        del recent[k]
+            continue
+        keep = release(out, out_seq)
+        if flushed:
+            yield from flushed
+            flushed.clear()
+        if keep:
+            yield out
+    if pairer is not None:
+        yield from pairer.finish()
 
 
 @dataclass
@@ -227,7 +154,7 @@ class Replay:
     on_process_end: Callable[[ProcessState, int], None] | None = None
     counters: ReplayCounters = field(default_factory=ReplayCounters)
     out_of_order: list[Anomaly] = field(default_factory=list)
-    last_time: int | None = None
+    last_time: int | None = None  # the latest record time, once run
 
     def __post_init__(self) -> None:
         self.state = HeapState(
@@ -257,16 +184,15 @@ class Replay:
         is applied (``state.ended`` then holds the block it ended).  Ends with
         :meth:`finish`."""
         apply = self.state.apply
-        last = None
         if on_event is None:
             for ev in self.events(events):
                 apply(ev)
-                last = ev.time
         else:
             for ev in self.events(events):
                 on_event(ev, apply(ev))
-                last = ev.time
-        self.last_time = last
+        # the trace's latest time (records beyond the reorder window may have
+        # been applied after later ones)
+        self.last_time = max((p.last_time for p in self.state.all_processes()), default=None)
         self.finish()
         return self.state
 

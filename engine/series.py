@@ -41,7 +41,8 @@ class Series:
         self._low = self._high = self._last = 0
 
     def add(self, time: int, value: int) -> None:
-        """Record that the counter is ``value`` from ``time`` on."""
+        """Record that the counter is ``value`` from ``time`` on.  A time
+        before the open bucket (a late record) counts in the open bucket."""
         if self._open and time < self._start + self.width:
             if value < self._low:
                 self._low = value
@@ -49,32 +50,39 @@ class Series:
                 self._high = value
             self._last = value
             return
+        buckets = self.buckets
         if self._open:
-            self.buckets.append(Bucket(self._start, self._low, self._high, self._last))
-            if len(self.buckets) >= self.cap:
-                self._coarsen()
+            buckets.append(Bucket(self._start, self._low, self._high, self._last))
+        # coarsen until the closed buckets plus the new one fit in ``cap``
+        # (the new time may fall in the last closed slot once coarser)
+        while True:
+            start = time - time % self.width
+            joins_last = bool(buckets) and buckets[-1].start == start
+            if len(buckets) + (not joins_last) <= self.cap:
+                break
+            self._coarsen()
+            buckets = self.buckets
+        low = high = value
+        if joins_last:
+            m = buckets.pop()
+            low, high = min(m.low, value), max(m.high, value)
         self._open = True
-        self._start = time - time % self.width
-        self._low = self._high = self._last = value
+        self._start = start
+        self._low, self._high, self._last = low, high, value
 
     def _coarsen(self) -> None:
-        """Double the width and merge buckets that now share one slot."""
+        """Double the width and merge the closed buckets that now share a slot."""
         self.width *= 2
+        width = self.width
         merged: list[Bucket] = []
         for b in self.buckets:
-            start = b.start - b.start % self.width
+            start = b.start - b.start % width
             if merged and merged[-1].start == start:
                 m = merged[-1]
                 merged[-1] = Bucket(start, min(m.low, b.low), max(m.high, b.high), b.last)
             else:
                 merged.append(Bucket(start, b.low, b.high, b.last))
         self.buckets = merged
-        if self._open:
-            self._start -= self._start % self.width
-            if merged and merged[-1].start == self._start:
-                m = merged.pop()
-                self._low = min(m.low, self._low)
-                self._high = max(m.high, self._high)
 
     def snapshot(self) -> list[Bucket]:
         """All buckets including the open one, oldest first."""

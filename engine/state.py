@@ -11,8 +11,10 @@ Invariants (checked by :meth:`HeapState._check`, which the property tests call):
 * blocks of one heap never overlap (a zero-size block spans one byte);
 * a heap's ``live_bytes`` is the sum of its block sizes, a process's the sum of
   its heaps'; peaks are never below the current value;
-* an address in a process's recently-freed table is live on none of its heaps
-  under the same heap handle.
+* a live-bytes series ends at the current value, and its highest bucket is
+  the peak (live bytes change once per event: no transient values);
+* an address in a process's recently-freed table is not live on the heap
+  record it was freed from.
 """
 
 from __future__ import annotations
@@ -125,10 +127,15 @@ class HeapRecord:
         "series",
         "first_time",
         "last_time",
+        "serial",
     )
 
-    def __init__(self, pid: int, handle: int, label: str, created: bool, time: int, flags: int = 0) -> None:
+    def __init__(
+        self, pid: int, handle: int, label: str, created: bool, time: int, flags: int = 0, serial: int = 0
+    ) -> None:
         self.pid = pid
+        #: unique per HeapRecord of a HeapState: tells a reused handle's heaps apart
+        self.serial = serial
         self.handle = handle
         self.label = label
         self.flags = flags
@@ -201,9 +208,9 @@ class ProcessState:
         self.last_time = time
         self.created_heaps = 0
         self.uncreated_heaps = 0
-        #: address -> heap handle of recent frees, oldest first (bounded).  An
-        #: OrderedDict because evicting the oldest entry of a plain dict after
-        #: many deletions at its front degrades to a scan of dead slots.
+        #: address -> serial of the heap record it was freed from, for recent
+        #: frees, oldest first (bounded; an OrderedDict because evicting the
+        #: oldest entry of a plain dict used as a queue costs O(size))
         self.freed: OrderedDict[int, int] = OrderedDict()
         self.anomalies: dict[str, int] = {}
         self.series = Series()
@@ -245,6 +252,7 @@ class HeapState:
         self.on_process_end = on_process_end
         self.ended: Block | None = None
         self.events = 0
+        self._serial = 0  # last HeapRecord serial handed out
         self._dispatch = {
             Kind.ALLOC: self._alloc,
             Kind.FREE: self._free,
@@ -286,7 +294,13 @@ class HeapState:
         proc = self.processes.get(ev.pid)
         if proc is None:
             proc = self.processes[ev.pid] = ProcessState(ev.pid, ev.time)
-        proc.last_time = ev.time
+        # coverage is the span of the process's records, whatever order the
+        # (out-of-order beyond the window) records came in
+        t = ev.time
+        if t > proc.last_time:
+            proc.last_time = t
+        elif t < proc.first_time:
+            proc.first_time = t
         return self._dispatch[ev.kind](proc, ev)
 
     # --- helpers -----------------------------------------------------------
@@ -296,7 +310,8 @@ class HeapState:
             proc.uncreated_heaps += 1
             n = proc.uncreated_heaps
             label = "process-heap" if n == 1 else f"preexisting#{n}"
-            heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, False, ev.time)
+            self._serial += 1
+            heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, False, ev.time, 0, self._serial)
             self._note(proc, heap, Anomaly(UNKNOWN_HEAP, ev, proc.pid, ev.heap), out)
         heap.last_time = ev.time
         return heap
@@ -321,8 +336,20 @@ class HeapState:
             proc.peak_time = time
         proc.series.add(time, plive)
 
-    def _insert(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, block: Block, out: list[Anomaly]) -> None:
-        """Add ``block`` at ``ev.address``, ending any blocks it overlaps."""
+    def _insert(
+        self,
+        proc: ProcessState,
+        heap: HeapRecord,
+        ev: HeapEvent,
+        block: Block,
+        out: list[Anomaly] | None,
+        replaced: int = 0,
+    ) -> list[Anomaly] | None:
+        """Add ``block`` at ``ev.address``, ending any blocks it overlaps; the
+        overlap anomalies go to ``out`` (made when ``None`` and needed), which
+        is returned.  ``replaced`` is the size of the block a realloc just took
+        out, so that live bytes change once per event (series never show a
+        transient dip)."""
         blocks = heap.blocks
         address = ev.address
         end = address + (block.size or 1)
@@ -334,6 +361,8 @@ class HeapState:
                 del blocks[start]
                 removed += prev.size
                 i -= 1
+                if out is None:
+                    out = []
                 self._note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, block.size, start), out)
         while i < len(blocks):
             start, old = blocks.peekitem(i)
@@ -341,15 +370,18 @@ class HeapState:
                 break
             del blocks[start]
             removed += old.size
+            if out is None:
+                out = []
             self._note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, block.size, start), out)
         blocks[address] = block
         if proc.freed:
             proc.freed.pop(address, None)
-        self._grow(proc, heap, block.size - removed, ev.time)
+        self._grow(proc, heap, block.size - removed - replaced, ev.time)
+        return out
 
-    def _remember_free(self, proc: ProcessState, address: int, handle: int) -> None:
+    def _remember_free(self, proc: ProcessState, address: int, heap: HeapRecord) -> None:
         freed = proc.freed
-        freed[address] = handle
+        freed[address] = heap.serial
         if len(freed) > self.freed_memory:
             freed.popitem(last=False)
 
@@ -363,13 +395,33 @@ class HeapState:
         return True
 
     # --- per-kind handlers ---------------------------------------------------
+    # Each of alloc, free and realloc has a fast path for the regular record
+    # (known heap, valid source, non-null address, sane size, known block) that
+    # builds no anomaly list, and falls back to the ``_checked`` variant, which
+    # handles every case, as soon as anything is irregular.  The fast paths
+    # change nothing before they have decided, so the fallback starts clean.
+
     def _alloc(self, proc: ProcessState, ev: HeapEvent):
+        heap = proc.heaps.get(ev.heap)
+        size = ev.size
+        source = ev.source
+        if heap is None or not ev.address or not 0 < size < self.absurd_size or not (0 <= source < 5 or source == 6):
+            return self._alloc_checked(proc, ev)
+        heap.last_time = ev.time
+        heap.counts[2] += 1
+        heap.sources[source] += 1
+        block = Block(size, ev.time, ev.index, ev.stack, source)
+        return self._insert(proc, heap, ev, block, None) or _NO_ANOMALIES
+
+    def _alloc_checked(self, proc: ProcessState, ev: HeapEvent):
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[2] += 1
-        heap.sources[ev.source] += 1
-        if ev.source == _SOURCE_INVALID:
-            self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, ev.address, ev.size), out)
+        source = ev.source
+        if 0 <= source < _SOURCE_INVALID or source == 6:
+            heap.sources[source] += 1
+        else:
+            self._invalid_source(proc, heap, ev, out)
         if ev.address == 0:
             self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, 0, ev.size), out)
             return out
@@ -379,24 +431,48 @@ class HeapState:
         return out or _NO_ANOMALIES
 
     def _free(self, proc: ProcessState, ev: HeapEvent):
+        heap = proc.heaps.get(ev.heap)
+        source = ev.source
+        address = ev.address
+        if heap is not None and address and (0 <= source < 5 or source == 6):
+            block = heap.blocks.pop(address, None)
+            if block is not None:
+                heap.last_time = ev.time
+                heap.counts[4] += 1
+                heap.sources[source] += 1
+                self.ended = block
+                self._remember_free(proc, address, heap)
+                self._grow(proc, heap, -block.size, ev.time)
+                return _NO_ANOMALIES
+        return self._free_checked(proc, ev)
+
+    def _free_checked(self, proc: ProcessState, ev: HeapEvent):
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[4] += 1
-        heap.sources[ev.source] += 1
+        source = ev.source
+        if 0 <= source < _SOURCE_INVALID or source == 6:
+            heap.sources[source] += 1
+        else:
+            self._invalid_source(proc, heap, ev, out)
         address = ev.address
-        if ev.source == _SOURCE_INVALID:
-            self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, address), out)
         if address == 0:
             self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, 0), out)
             return out
         block = heap.blocks.pop(address, None)
         if block is not None:
             self.ended = block
-            self._remember_free(proc, address, ev.heap)
+            self._remember_free(proc, address, heap)
             self._grow(proc, heap, -block.size, ev.time)
             return out or _NO_ANOMALIES
         self._unknown_address(proc, heap, ev, address, UNKNOWN_FREE, out)
         return out
+
+    def _invalid_source(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, out: list[Anomaly]) -> None:
+        """Source 5 (INVALID), or a value outside 0-6 (a corrupt record): both
+        are counted as INVALID, never used as a list index."""
+        heap.sources[_SOURCE_INVALID] += 1
+        self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, ev.address, ev.size), out)
 
     def _unknown_address(
         self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, address: int, default: str, out: list[Anomaly]
@@ -416,19 +492,49 @@ class HeapState:
                     out,
                 )
                 return
-        if proc.freed.get(address) == ev.heap:
+        if proc.freed.get(address) == heap.serial:
             self._note(proc, heap, Anomaly(DOUBLE_FREE, ev, proc.pid, ev.heap, address), out)
             return
         self._note(proc, heap, Anomaly(default, ev, proc.pid, ev.heap, address, ev.old_size or 0), out)
 
     def _realloc(self, proc: ProcessState, ev: HeapEvent):
+        heap = proc.heaps.get(ev.heap)
+        new, old, size, source = ev.address, ev.old_address, ev.size, ev.source
+        if (
+            heap is None
+            or not new
+            or not old
+            or not 0 < size < self.absurd_size
+            or not (0 <= source < 5 or source == 6)
+            or (new != old and not self.realloc_moves)
+        ):
+            return self._realloc_checked(proc, ev)
+        blocks = heap.blocks
+        prior = blocks.get(old)
+        if prior is None or (ev.old_size is not None and ev.old_size != prior.size):
+            return self._realloc_checked(proc, ev)
+        del blocks[old]
+        heap.last_time = ev.time
+        heap.counts[3] += 1
+        heap.sources[source] += 1
+        self.ended = prior
+        if new != old:
+            self._remember_free(proc, old, heap)
+            block = Block(size, ev.time, ev.index, ev.stack, source, prior.moves + 1, prior.copied + prior.size)
+        else:
+            block = Block(size, ev.time, ev.index, ev.stack, source, prior.moves, prior.copied)
+        return self._insert(proc, heap, ev, block, None, prior.size) or _NO_ANOMALIES
+
+    def _realloc_checked(self, proc: ProcessState, ev: HeapEvent):
         out: list[Anomaly] = []
         heap = self._heap(proc, ev, out)
         heap.counts[3] += 1
-        heap.sources[ev.source] += 1
+        source = ev.source
+        if 0 <= source < _SOURCE_INVALID or source == 6:
+            heap.sources[source] += 1
+        else:
+            self._invalid_source(proc, heap, ev, out)
         new, old, size = ev.address, ev.old_address, ev.size
-        if ev.source == _SOURCE_INVALID:
-            self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, new, size), out)
         if new == 0 or old == 0:
             self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, new, size, old), out)
             return out
@@ -449,13 +555,12 @@ class HeapState:
             self._note(
                 proc, heap, Anomaly(REALLOC_SIZE_MISMATCH, ev, proc.pid, ev.heap, old, ev.old_size, 0, 0, prior.size), out
             )
-        self._grow(proc, heap, -prior.size, ev.time)
         if moving:
-            self._remember_free(proc, old, ev.heap)
+            self._remember_free(proc, old, heap)
             block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves + 1, prior.copied + prior.size)
         else:
             block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves, prior.copied)
-        self._insert(proc, heap, ev, block, out)
+        self._insert(proc, heap, ev, block, out, prior.size)
         return out or _NO_ANOMALIES
 
     def _realloc_unknown(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, out: list[Anomaly]) -> None:
@@ -476,7 +581,8 @@ class HeapState:
             self._retire(proc, old, ev.time)
         proc.created_heaps += 1
         label = f"heap#{proc.created_heaps}/flags=0x{ev.flags:x}"
-        heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, True, ev.time, ev.flags)
+        self._serial += 1
+        heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, True, ev.time, ev.flags, self._serial)
         heap.counts[1] += 1
         return out or _NO_ANOMALIES
 
@@ -501,17 +607,17 @@ class HeapState:
         """End a heap: its blocks are gone, its statistics are kept."""
         if heap.live_bytes:
             self._grow(proc, heap, -heap.live_bytes, time)
-        heap.blocks = SortedDict()
+        if heap.blocks:
+            # a new map, not clear(): an end hook may have kept the old one
+            heap.blocks = SortedDict()
         heap.end_time = time
         del proc.heaps[heap.handle]
         if len(proc.retired) >= RETIRED_HEAPS_KEPT:
             proc.retired.pop(0)
             proc.retired_dropped += 1
         proc.retired.append(heap)
-        # addresses freed on the retired heap cannot be double-freed there any more
-        if proc.freed:
-            handle = heap.handle
-            proc.freed = OrderedDict((a, h) for a, h in proc.freed.items() if h != handle)
+        # addresses freed on the retired heap need no purge from proc.freed: a
+        # heap later created under the same handle has another serial
 
     def _process_start(self, proc: ProcessState, ev: HeapEvent):
         if proc.heaps or proc.end_seen or proc.start_seen or proc.retired:
@@ -558,11 +664,22 @@ class HeapState:
                     size_sum += block.size
                 assert size_sum == heap.live_bytes, (heap.label, size_sum, heap.live_bytes)
                 assert heap.peak_bytes >= heap.live_bytes
+                _check_series(heap.series, heap.live_bytes, heap.peak_bytes)
                 total += heap.live_bytes
             assert total == proc.live_bytes, (proc.pid, total, proc.live_bytes)
             assert proc.peak_bytes >= proc.live_bytes
-            for address, handle in proc.freed.items():
-                h = proc.heaps.get(handle)
+            _check_series(proc.series, proc.live_bytes, proc.peak_bytes)
+            by_serial = {h.serial: h for h in proc.heaps.values()}
+            assert len(by_serial) == len(proc.heaps)
+            for address, serial in proc.freed.items():
+                h = by_serial.get(serial)
                 assert h is None or address not in h.blocks, f"freed 0x{address:x} is live"
             assert len(proc.freed) <= self.freed_memory
 
+
+def _check_series(series: Series, live: int, peak: int) -> None:
+    """A live-bytes series ends at the current value and peaks at the peak."""
+    buckets = series.snapshot()
+    if buckets:
+        assert buckets[-1].last == live, (buckets[-1], live)
+        assert max(b.high for b in buckets) == peak, (peak, buckets)
