@@ -96,6 +96,9 @@ class ReallocPairer:
         # buffered moves by what their inner records look like:
         # (kind, pid, tid, heap, address) -> moves, in input order
         self._pending: dict[tuple, list[_Move]] = {}
+        # address -> how many index entries name it: a cheap pre-check that
+        # spares building the 5-tuple key for the many records no move names
+        self._pending_addrs: dict[int, int] = {}
         # (pid, tid) -> the move whose run that thread's next record may extend
         self._runs: dict[tuple[int, int], _Move] = {}
         # (pid, address) -> the open run using that address as new or old
@@ -110,6 +113,9 @@ class ReallocPairer:
             pending = self._pending
             pending.setdefault((_ALLOC, ev.pid, ev.tid, ev.heap, ev.address), []).append(mv)
             pending.setdefault((_FREE, ev.pid, ev.tid, ev.heap, ev.old_address), []).append(mv)
+            addrs = self._pending_addrs
+            addrs[ev.address] = addrs.get(ev.address, 0) + 1
+            addrs[ev.old_address] = addrs.get(ev.old_address, 0) + 1
 
     def release(self, ev: HeapEvent, seq: int) -> bool:
         """Pairing when ``ev`` leaves the buffer; False when it is dropped or held."""
@@ -126,7 +132,7 @@ class ReallocPairer:
                     self._break(mv)
         if self._runs:
             return self._feed(ev, seq)
-        if kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and self._pending):
+        if kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and ev.address in self._pending_addrs):
             return self._fresh(ev, seq)
         return True
 
@@ -258,6 +264,12 @@ class ReallocPairer:
                 for i, other in enumerate(moves):
                     if other is mv:
                         del moves[i]
+                        addrs = self._pending_addrs
+                        address = key[4]
+                        if addrs[address] == 1:
+                            del addrs[address]
+                        else:
+                            addrs[address] -= 1
                         break
                 if not moves:
                     del pending[key]

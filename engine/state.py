@@ -19,6 +19,7 @@ Invariants (checked by :meth:`HeapState._check`, which the property tests call):
 
 from __future__ import annotations
 
+from bisect import bisect_left as _bisect_left
 from collections import OrderedDict
 from typing import Callable, NamedTuple
 
@@ -353,6 +354,29 @@ class HeapState:
         blocks = heap.blocks
         address = ev.address
         end = address + (block.size or 1)
+        if blocks:
+            # neighbours by bisecting the SortedDict's own key lists (C-level
+            # bisect, no Python-level positional index): the common case, no
+            # overlap, costs two bisects and two dict look-ups
+            keys = blocks._list
+            maxes = keys._maxes
+            pos = _bisect_left(maxes, address)
+            if pos == len(maxes):
+                sub = keys._lists[-1]
+                prev_start, next_start = sub[-1], None
+            else:
+                sub = keys._lists[pos]
+                j = _bisect_left(sub, address)
+                next_start = sub[j]
+                prev_start = sub[j - 1] if j else (keys._lists[pos - 1][-1] if pos else None)
+            if (prev_start is None or prev_start + (blocks[prev_start].size or 1) <= address) and (
+                next_start is None or next_start >= end
+            ):
+                blocks[address] = block
+                if proc.freed:
+                    proc.freed.pop(address, None)
+                self._grow(proc, heap, block.size - replaced, ev.time)
+                return out
         i = blocks.bisect_left(address)
         removed = 0
         if i:
