@@ -116,7 +116,7 @@ def _frames(frames: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(0x7FF6_0000_0000 + (zlib.crc32(f.encode()) & 0xFFFFFF) * 16 for f in frames)
 
 
-def _etl_records(spec: InputSpec) -> Iterator:
+def _etl_records(spec: InputSpec, seed: int) -> Iterator:
     """The synth events of ``spec`` as etl_writer Records: times on the
     timer's 100 ns ticks and never decreasing, allocation stacks attached."""
     from etl_writer import Record  # tests/ is on sys.path (see write_etl_input)
@@ -125,7 +125,7 @@ def _etl_records(spec: InputSpec) -> Iterator:
     from heaplint.engine.synth_presets import build_spec
 
     trace = synthesize(
-        build_spec(spec.preset, seed=SEED, events=spec.events, live_blocks=spec.live_blocks)
+        build_spec(spec.preset, seed=seed, events=spec.events, live_blocks=spec.live_blocks)
     )
     addresses = {sid: _frames(frames) for sid, frames in trace.stacks.items()}
     last = 0
@@ -138,10 +138,11 @@ def _etl_records(spec: InputSpec) -> Iterator:
         yield Record(ev, frames=frames) if frames else ev
 
 
-def write_etl_input(spec: InputSpec, path: Path) -> None:
-    """Write ``spec``'s synthetic workload as an uncompressed .etl file."""
+def write_etl_input(spec: InputSpec, path: Path, seed: int = SEED) -> None:
+    """Write ``spec``'s synthetic workload (made with ``seed``) as an
+    uncompressed .etl file."""
     if str(TESTS_DIR) not in sys.path:
         sys.path.insert(0, str(TESTS_DIR))
     from etl_writer import write_etl
 
-    write_etl(str(path), _etl_records(spec), cpus=2)
+    write_etl(str(path), _etl_records(spec, seed), cpus=2)
