@@ -31,6 +31,8 @@ TESTS_DIR = ROOT / "tests"
 SEED = 7
 #: the timer of the written .etl files ticks every 100 ns
 ETL_TICK_NS = 100
+#: processors of the written .etl files (one buffer stream each, merged by the reader)
+ETL_CPUS = 4
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class InputSpec:
     def describe(self) -> str:
         """A one-line description for the report."""
         what = f"`heaplint synth {' '.join(self.synth_args())}`"
-        return what + (" written as .etl by tests/etl_writer.py" if self.fmt == "etl" else "")
+        if self.fmt == "etl":
+            what += f", written as an uncompressed {ETL_CPUS}-processor .etl by tests/etl_writer.py"
+        return what
 
 
 def _digest(spec: InputSpec) -> str:
@@ -145,4 +149,4 @@ def write_etl_input(spec: InputSpec, path: Path, seed: int = SEED) -> None:
         sys.path.insert(0, str(TESTS_DIR))
     from etl_writer import write_etl
 
-    write_etl(str(path), _etl_records(spec, seed), cpus=2)
+    write_etl(str(path), _etl_records(spec, seed), cpus=ETL_CPUS)
