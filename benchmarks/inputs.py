@@ -120,17 +120,11 @@ def _frames(frames: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(0x7FF6_0000_0000 + (zlib.crc32(f.encode()) & 0xFFFFFF) * 16 for f in frames)
 
 
-def _etl_records(spec: InputSpec, seed: int) -> Iterator:
-    """The synth events of ``spec`` as etl_writer Records: times on the
+def _etl_records(trace) -> Iterator:
+    """The events of a synth trace as etl_writer Records: times on the
     timer's 100 ns ticks and never decreasing, allocation stacks attached."""
-    from etl_writer import Record  # tests/ is on sys.path (see write_etl_input)
+    from etl_writer import Record  # tests/ is on sys.path (see write_etl_trace)
 
-    from heaplint.engine.synth import synthesize
-    from heaplint.engine.synth_presets import build_spec
-
-    trace = synthesize(
-        build_spec(spec.preset, seed=seed, events=spec.events, live_blocks=spec.live_blocks)
-    )
     addresses = {sid: _frames(frames) for sid, frames in trace.stacks.items()}
     last = 0
     for ev in trace.events():
@@ -142,11 +136,20 @@ def _etl_records(spec: InputSpec, seed: int) -> Iterator:
         yield Record(ev, frames=frames) if frames else ev
 
 
-def write_etl_input(spec: InputSpec, path: Path, seed: int = SEED) -> None:
-    """Write ``spec``'s synthetic workload (made with ``seed``) as an
+def write_etl_trace(trace, path: Path) -> None:
+    """Write a synth trace (:class:`heaplint.engine.synth.SynthTrace`) as an
     uncompressed .etl file."""
     if str(TESTS_DIR) not in sys.path:
         sys.path.insert(0, str(TESTS_DIR))
     from etl_writer import write_etl
 
-    write_etl(str(path), _etl_records(spec, seed), cpus=ETL_CPUS)
+    write_etl(str(path), _etl_records(trace), cpus=ETL_CPUS)
+
+
+def write_etl_input(spec: InputSpec, path: Path) -> None:
+    """Write ``spec``'s synthetic workload as an uncompressed .etl file."""
+    from heaplint.engine.synth import synthesize
+    from heaplint.engine.synth_presets import build_spec
+
+    synth_spec = build_spec(spec.preset, seed=SEED, events=spec.events, live_blocks=spec.live_blocks)
+    write_etl_trace(synthesize(synth_spec), path)

@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
-from benchmarks.inputs import InputSpec, etl_writer_missing, write_etl_input  # noqa: E402
+from benchmarks.inputs import etl_writer_missing, write_etl_trace  # noqa: E402
 from benchmarks.measure import StageResult, disagreements  # noqa: E402
 from benchmarks.stages import STAGES, custom_rule_paths, decode_only, heaplint_replay, minimal_replay, unavailable  # noqa: E402
 
@@ -45,12 +45,16 @@ def _still_running(spec: SynthSpec) -> SynthSpec:
     return replace(spec, processes=tuple(replace(p, shutdown="none") for p in spec.processes))
 
 
+def _trace(preset: str):
+    return synthesize(_still_running(build_spec(preset, seed=3, **TRACES[preset])))
+
+
 @pytest.fixture(scope="module")
 def traces(tmp_path_factory) -> dict[str, str]:
     out = {}
     folder = tmp_path_factory.mktemp("bench")
-    for preset, kw in TRACES.items():
-        trace = synthesize(_still_running(build_spec(preset, seed=3, **kw)))
+    for preset in TRACES:
+        trace = _trace(preset)
         path = folder / f"{preset}.jsonl"
         write_trace(str(path), trace.events(), trace.info, trace.stacks)
         out[preset] = str(path)
@@ -115,11 +119,12 @@ def test_etl_input_decodes_to_the_same_events(traces, tmp_path):
     reason = etl_writer_missing()
     if reason:
         pytest.skip(reason)
-    etl = tmp_path / "steady.etl"
-    write_etl_input(InputSpec("steady", "steady", events=2000, fmt="etl"), etl, seed=3)
-    from_etl, from_jsonl = heaplint_replay(str(etl)), heaplint_replay(traces["steady"])
-    assert (from_etl.events, from_etl.live_bytes) == (from_jsonl.events, from_jsonl.live_bytes)
-    assert minimal_replay(str(etl)).live_bytes == from_etl.live_bytes
+    etl = tmp_path / "busy.etl"
+    write_etl_trace(_trace("busy-2proc"), etl)
+    from_etl, from_jsonl = heaplint_replay(str(etl)), heaplint_replay(traces["busy-2proc"])
+    assert from_etl.live_blocks > 0
+    assert from_etl == from_jsonl
+    assert minimal_replay(str(etl)) == from_etl
 
 
 def _result(key: str, **output) -> StageResult:
