@@ -71,6 +71,13 @@ class StageResult:
         t = self.median(clock)
         return self.events / t if t > 0 else float("inf")
 
+    def spread(self, clock: str = "wall_s") -> float:
+        """Half the range of the times on ``clock``, relative to their median
+        (0.05: the runs were within +-5 %)."""
+        times = [r[clock] for r in self.runs]
+        mid = statistics.median(times)
+        return (max(times) - min(times)) / 2 / mid if mid > 0 else 0.0
+
     @property
     def peak_rss(self) -> int:
         """The highest peak RSS over the runs, in bytes."""
@@ -80,22 +87,26 @@ class StageResult:
         return {"stage": self.key, "input": self.input, "skipped": self.skipped, "runs": self.runs}
 
 
-def measure(key: str, name: str, trace: str, runs: int, log: Log) -> StageResult:
-    """``runs`` runs of stage ``key`` on ``trace`` (or the reason it cannot run)."""
-    reason = unavailable(key)
-    result = StageResult(key, name, skipped=reason)
-    if reason:
-        log(f"  ({key}) {STAGES[key].title}: not available: {reason}")
-        return result
+def measure(keys: list[str], name: str, trace: str, runs: int, log: Log) -> list[StageResult]:
+    """``runs`` runs of each stage in ``keys`` on ``trace`` (or the reason a
+    stage cannot run).  The runs are interleaved (a, b, c, a, b, c, ...) so
+    that a change in the machine's load hits every stage alike."""
+    results = [StageResult(k, name, skipped=unavailable(k)) for k in keys]
+    for r in results:
+        if r.skipped:
+            log(f"  ({r.key}) {r.title}: not available: {r.skipped}")
     for i in range(runs):
-        run = run_child(key, trace)
-        result.runs.append(run)
-        log(
-            f"  ({key}) run {i + 1}/{runs}: {run['output']['events'] / run['wall_s'] / 1e3:,.1f} k ev/s wall, "
-            f"{run['output']['events'] / max(run['cpu_s'], 1e-9) / 1e3:,.1f} k ev/s CPU, "
-            f"peak RSS {run['peak_rss'] / 2**20:,.1f} MiB"
-        )
-    return result
+        for r in results:
+            if r.skipped:
+                continue
+            run = run_child(r.key, trace)
+            r.runs.append(run)
+            events = run["output"]["events"]
+            log(
+                f"  ({r.key}) run {i + 1}/{runs}: {events / run['wall_s'] / 1e3:,.1f} k ev/s wall, "
+                f"{events / max(run['cpu_s'], 1e-9) / 1e3:,.1f} k ev/s CPU, peak RSS {run['peak_rss'] / 2**20:,.1f} MiB"
+            )
+    return results
 
 
 def disagreements(results: list[StageResult]) -> list[str]:

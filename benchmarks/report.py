@@ -114,8 +114,13 @@ def _ratio(stage: StageResult, floor: StageResult | None, clock: str) -> str:
     return f"{stage.rate(clock) / floor.rate(clock):.2f}"
 
 
+def _rate(r: StageResult, clock: str) -> str:
+    return f"{rate(r.rate(clock))} ±{r.spread(clock):.0%}"
+
+
 def throughput_table(results: list[StageResult]) -> list[str]:
-    """One row per stage: rates (wall and CPU), ratio to (b), RSS, setup."""
+    """One row per stage: rates (wall and CPU, with the runs' spread), ratio
+    to (b), RSS, setup."""
     floor = next((r for r in results if r.key == "b" and r.runs), None)
     lines = [
         "| stage | events/s (wall) | events/s (CPU) | ÷ (b) wall | ÷ (b) CPU | peak RSS | setup | rules | findings |",
@@ -130,7 +135,7 @@ def throughput_table(results: list[StageResult]) -> list[str]:
         rules = "–" if out.get("rules") is None else str(out["rules"])
         findings = "–" if out.get("findings") is None else str(out["findings"])
         lines.append(
-            f"| {label} | {rate(r.rate('wall_s'))} | {rate(r.rate('cpu_s'))} | {_ratio(r, floor, 'wall_s')} "
+            f"| {label} | {_rate(r, 'wall_s')} | {_rate(r, 'cpu_s')} | {_ratio(r, floor, 'wall_s')} "
             f"| {_ratio(r, floor, 'cpu_s')} | {mib(r.peak_rss)} | {r.median('setup_s'):.2f} s | {rules} | {findings} |"
         )
     return lines
@@ -149,7 +154,8 @@ def ratio_table(throughput: dict[str, list[StageResult]]) -> list[str]:
             if stage is None or not stage.runs:
                 stand_in = by_key.get("e0") if key == "e" else None
                 if stand_in is not None and stand_in.runs:
-                    cells.append(f"n/a (e0 alone: {_ratio(stand_in, floor, 'wall_s')} / {_ratio(stand_in, floor, 'cpu_s')})")
+                    wall, cpu = _ratio(stand_in, floor, "wall_s"), _ratio(stand_in, floor, "cpu_s")
+                    cells.append(f"n/a (e0 alone: {wall} / {cpu})")
                 else:
                     cells.append("n/a")
                 continue
@@ -168,25 +174,27 @@ def memory_lines(memory: dict) -> list[str]:
         growth = long_["rss"] / short["rss"]
         verdict = "met" if growth <= MAX_RSS_GROWTH else "NOT met"
         lines += [
-            f"| peak RSS of (c), steady, {count(short['events'])} events | {mib(short['rss'])} | |",
-            f"| peak RSS of (c), steady, {count(long_['events'])} events | {mib(long_['rss'])} | |",
+            f"| peak RSS of (c), steady, {short['events']:,} events | {mib(short['rss'])} | |",
+            f"| peak RSS of (c), steady, {long_['events']:,} events | {mib(long_['rss'])} | |",
             f"| ratio | {growth:.3f} | ≤ {MAX_RSS_GROWTH:.2f} ({verdict}) |",
         ]
-    base = memory.get("baseline_rss")
-    if base:
-        lines.append(f"| baseline: peak RSS of an empty replay | {mib(base)} | |")
+    if memory.get("empty_rss"):
+        lines.append(f"| peak RSS of an empty replay (imports, no events) | {mib(memory['empty_rss'])} | |")
     for key in ("b", "c"):
-        live = memory.get(f"live_{key}")
-        if not live or not base:
+        live = memory.get(f"live_{key}", {})
+        full, base = live.get("live"), live.get("live-base")
+        if not full or not base:
             continue
-        per_block = (live["rss"] - base) / max(live["blocks"], 1)
+        per_block = (full["rss"] - base["rss"]) / max(full["blocks"] - base["blocks"], 1)
         target = ""
         if key == "c":
             target = f"≤ {MAX_BYTES_PER_BLOCK} B ({'met' if per_block <= MAX_BYTES_PER_BLOCK else 'NOT met'})"
-        lines.append(
-            f"| ({key}) bytes per live block, high-live-set ({live['blocks']:,} live blocks at the end, "
-            f"peak RSS {mib(live['rss'])}) | {per_block:,.0f} B | {target} |"
-        )
+        lines += [
+            f"| ({key}) peak RSS, high-live-set, {base['blocks']:,} / {full['blocks']:,} live blocks at the end "
+            f"| {mib(base['rss'])} / {mib(full['rss'])} | |",
+            f"| ({key}) bytes per live block: RSS difference ÷ live-block difference "
+            f"| {per_block:,.0f} B | {target} |",
+        ]
     return lines
 
 
@@ -220,8 +228,9 @@ def render(rep: Report) -> str:
         f"at end {m.get('load_end', 'unknown')}: wall-clock rates suffer when other work shares the CPUs, "
         "CPU-time rates much less.",
         "",
-        "Events per second are the events of the trace divided by the median time of the runs, each run "
-        "a fresh process; every stage includes decoding. Peak RSS is the highest of the runs.",
+        "Events per second are the events of the trace divided by the median time of the runs (± half "
+        "the range of the run times, relative to the median); each run is a fresh process, runs of the "
+        "stages are interleaved, and every stage includes decoding. Peak RSS is the highest of the runs.",
     ]
     for name, results in rep.throughput.items():
         out += ["", f"### Throughput: {name}", "", f"Input: {rep.inputs.get(name, name)}", ""]

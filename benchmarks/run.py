@@ -44,6 +44,9 @@ class SizePlan:
     jobs_events: int
 
 
+#: live blocks of the baseline of the bytes-per-live-block measurement
+BASE_LIVE_BLOCKS = 1_000
+
 SIZES = {
     "small": SizePlan(100_000, 1_000_000, 100_000, 100_000),
     "full": SizePlan(1_000_000, 10_000_000, 1_000_000, 1_000_000),
@@ -52,13 +55,17 @@ SIZES = {
 
 def inputs_for(plan: SizePlan) -> dict[str, InputSpec]:
     """The inputs of a size, by role."""
-    c = report.count
+
+    def c(n: int) -> str:
+        return report.count(n).lower()
+
     return {
-        "jsonl": InputSpec(f"steady-{c(plan.events).lower()}", "steady", events=plan.events),
-        "etl": InputSpec(f"steady-{c(plan.events).lower()}", "steady", events=plan.events, fmt="etl"),
-        "long": InputSpec(f"steady-{c(plan.long_events).lower()}", "steady", events=plan.long_events),
-        "live": InputSpec(f"high-live-{c(plan.live_blocks).lower()}", "high-live-set", live_blocks=plan.live_blocks),
-        "jobs": InputSpec(f"busy-2proc-{c(plan.jobs_events).lower()}", "busy-2proc", events=plan.jobs_events),
+        "jsonl": InputSpec(f"steady-{c(plan.events)}", "steady", events=plan.events),
+        "etl": InputSpec(f"steady-{c(plan.events)}", "steady", events=plan.events, fmt="etl"),
+        "long": InputSpec(f"steady-{c(plan.long_events)}", "steady", events=plan.long_events),
+        "live": InputSpec(f"high-live-{c(plan.live_blocks)}", "high-live-set", live_blocks=plan.live_blocks),
+        "live-base": InputSpec(f"high-live-{c(BASE_LIVE_BLOCKS)}", "high-live-set", live_blocks=BASE_LIVE_BLOCKS),
+        "jobs": InputSpec(f"busy-2proc-{c(plan.jobs_events)}", "busy-2proc", events=plan.jobs_events),
     }
 
 
@@ -103,7 +110,7 @@ def throughput(rep: report.Report, label: str, spec: InputSpec, args: argparse.N
     keys = list(args.stage_keys)
     if "e" in keys and unavailable("e") and not unavailable("e0"):
         keys.insert(keys.index("e") + 1, "e0")
-    results = [measure(k, label, path, args.runs, log) for k in keys]
+    results = measure(keys, label, path, args.runs, log)
     for problem in disagreements(results):
         rep.notes.append(f"{label}: stage outputs disagree: {problem}")
     return results
@@ -117,20 +124,25 @@ def memory(rep: report.Report, inputs: dict[str, InputSpec], args: argparse.Name
         short = rep.throughput.get(JSONL, [])
         c_short = next((r for r in short if r.key == "c" and r.runs), None)
         if c_short is None:
-            c_short = measure("c", "jsonl", str(ensure(inputs["jsonl"], log=log)), 1, log)
+            [c_short] = measure(["c"], "jsonl", str(ensure(inputs["jsonl"], log=log)), 1, log)
         log(f"memory: (c) on {inputs['long'].name}")
-        c_long = measure("c", "long", str(ensure(inputs["long"], log=log)), 1, log)
+        [c_long] = measure(["c"], "long", str(ensure(inputs["long"], log=log)), 1, log)
         rep.memory["short"] = {"events": c_short.events, "rss": c_short.peak_rss}
         rep.memory["long"] = {"events": c_long.events, "rss": c_long.peak_rss}
         rep.inputs["long"] = inputs["long"].describe()
     if "live" in groups:
-        path = str(ensure(inputs["live"], log=log))
-        log(f"live: {Path(path).name}")
-        rep.memory["baseline_rss"] = run_child("empty", None)["peak_rss"]
-        for key in ("b", "c"):
-            run = measure(key, "live", path, 1, log)
-            rep.memory[f"live_{key}"] = {"blocks": run.output["live_blocks"], "rss": run.peak_rss}
-        rep.notes.append(f"high-live-set input: {inputs['live'].describe()}")
+        rep.memory["empty_rss"] = run_child("empty", None)["peak_rss"]
+        for role in ("live", "live-base"):
+            path = str(ensure(inputs[role], log=log))
+            log(f"{role}: {Path(path).name}")
+            for r in measure(["b", "c"], role, path, 1, log):
+                rep.memory.setdefault(f"live_{r.key}", {})[role] = {
+                    "blocks": r.output["live_blocks"],
+                    "rss": r.peak_rss,
+                }
+        rep.notes.append(
+            f"high-live-set inputs: {inputs['live'].describe()}; baseline {inputs['live-base'].describe()}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,15 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import report  # noqa: E402
 from benchmarks.inputs import etl_writer_missing, write_etl_trace  # noqa: E402
-from benchmarks.measure import StageResult, disagreements  # noqa: E402
-from benchmarks.stages import STAGES, custom_rule_paths, decode_only, heaplint_replay, minimal_replay, unavailable  # noqa: E402
+from benchmarks.measure import StageResult, disagreements, measure_jobs  # noqa: E402
+from benchmarks.stages import (  # noqa: E402
+    STAGES,
+    custom_rule_paths,
+    decode_only,
+    heaplint_replay,
+    minimal_replay,
+    unavailable,
+)
 
 from heaplint.engine.synth import SynthSpec, synthesize  # noqa: E402
 from heaplint.engine.synth_presets import build_spec  # noqa: E402
@@ -125,6 +132,15 @@ def test_etl_input_decodes_to_the_same_events(traces, tmp_path):
     assert from_etl.live_blocks > 0
     assert from_etl == from_jsonl
     assert minimal_replay(str(etl)) == from_etl
+
+
+def test_jobs_hook_reports_or_compares(traces):
+    result = measure_jobs(traces["busy-2proc"], 1, lambda _msg: None)
+    if not result["available"]:
+        assert result["reason"]  # says why: no check command, or no --jobs yet
+        return
+    assert result["identical"], "heaplint check --jobs 2 must print what --jobs 1 prints"
+    assert result["jobs1_s"] > 0 and result["jobs2_s"] > 0
 
 
 def _result(key: str, **output) -> StageResult:
