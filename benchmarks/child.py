@@ -4,8 +4,8 @@
     python benchmarks/child.py empty             # the RSS baseline of an empty replay
 
 The parent (:mod:`benchmarks.measure`) starts one child per run so that the
-peak RSS (``ru_maxrss``) belongs to that stage alone and no run warms the
-caches of the next.  Only the stage's timed callable is timed: the imports and
+peak RSS (see :func:`peak_rss_bytes`) belongs to that stage alone and no run
+warms the caches of the next.  Only the stage's timed callable is timed: the imports and
 the one-off setup (loading and compiling rules) are reported separately as
 ``setup_s``.  Output: one JSON object on stdout.
 """
@@ -25,7 +25,20 @@ from benchmarks.stages import STAGES, empty_replay  # noqa: E402
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size in bytes."""
+    """This process's peak resident set size in bytes.
+
+    On Linux this is ``VmHWM`` of /proc/self/status, the high-water mark of
+    this program's own memory map.  ``ru_maxrss`` is not used there: Linux
+    carries it across exec, so a child started by a big parent reports at
+    least the parent's peak (the harness's parent process is ~30 MiB).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 

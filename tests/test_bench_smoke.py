@@ -9,6 +9,7 @@ docs region update are checked too.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -115,6 +116,25 @@ def test_child_process_reports_the_same_output(traces):
     assert result["output"] == heaplint_replay(path).as_dict()
     assert result["peak_rss"] > 1 << 20
     assert result["wall_s"] >= 0 and result["cpu_s"] >= 0
+
+
+def _current_rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_child_peak_rss_is_its_own():
+    ballast = bytearray(96 << 20)  # make this (parent) process big: the child must not inherit its peak
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    parent = _current_rss()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "child.py"), "empty"], capture_output=True, text=True, check=True
+    )
+    child = json.loads(proc.stdout)["peak_rss"]
+    assert 1 << 20 < child < parent - (64 << 20)
+    del ballast
 
 
 def test_child_rejects_an_unknown_stage():
