@@ -111,10 +111,12 @@ def measure(keys: list[str], name: str, trace: str, runs: int, log: Log) -> list
 
 def disagreements(results: list[StageResult]) -> list[str]:
     """Where the stages of one input disagree on what they computed: the
-    event counts of every stage, and the final live bytes and blocks of every
-    stage that replays.  An empty list on a healthy trace."""
+    runs of one stage with each other, the event counts of every stage, and
+    the final live bytes and blocks of every stage that replays.  An empty
+    list on a healthy trace."""
     done = [r for r in results if r.runs]
-    problems = []
+    problems = [f"the runs of ({r.key}) computed different outputs" for r in done
+                if any(run["output"] != r.output for run in r.runs)]  # fmt: skip
     counts = {r.key: r.events for r in done}
     if len(set(counts.values())) > 1:
         problems.append(f"event counts differ: {counts}")

@@ -118,7 +118,8 @@ def throughput(rep: report.Report, label: str, spec: InputSpec, args: argparse.N
 
 def memory(rep: report.Report, inputs: dict[str, InputSpec], args: argparse.Namespace) -> None:
     """Peak RSS of (c) on the short and the long steady trace; bytes per live
-    block of (b) and (c) on high-live-set against an empty replay."""
+    block of (b) and (c): high-live-set with many live blocks against the
+    same workload with BASE_LIVE_BLOCKS (and, for reference, an empty replay)."""
     groups = args.groups
     if "memory" in groups:
         short = rep.throughput.get(JSONL, [])

@@ -174,6 +174,9 @@ def test_disagreements_are_reported():
     differ = [_result("b", events=10, live_bytes=5), _result("c", events=11, live_bytes=6)]
     problems = disagreements(differ)
     assert len(problems) == 2 and "event counts" in problems[0] and "live bytes" in problems[1]
+    flaky = _result("c", events=10, live_bytes=5)
+    flaky.runs.append({**flaky.runs[0], "output": {"events": 10, "live_bytes": 6}})
+    assert disagreements([flaky]) == ["the runs of (c) computed different outputs"]
 
 
 def test_docs_region_update_keeps_other_sections():
