@@ -125,6 +125,10 @@ def _block_lookup(what: str) -> Callable[[str, Sequence[Fn], Sequence[Any]], Fn]
     return build
 
 
+#: distinct stacks whose glob verdicts one stack_has() call site remembers
+_STACK_CACHE_MAX = 65536
+
+
 def _has_anomaly(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:
     (kind,) = args
     return lambda c: any(a.kind == kind(c) for a in c.anomalies)
@@ -143,7 +147,21 @@ def _stack_has(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:
     patterns = consts[0] if isinstance(consts[0], (list, tuple)) else [consts[0]]
     matchers = [compile_glob(p) for p in patterns]
     frames = _frames(scope)
-    return lambda c: any(m(f) for f in frames(c) for m in matchers)
+    # a trace names few distinct stacks but matches them on every event:
+    # remember the verdict per frames tuple (safe across traces, unlike ids)
+    cache: dict[tuple[str, ...], bool] = {}
+
+    def stack_has(c: Ctx) -> bool:
+        fs = frames(c)
+        hit = cache.get(fs)
+        if hit is None:
+            hit = any(m(f) for f in fs for m in matchers)
+            if len(cache) >= _STACK_CACHE_MAX:
+                cache.clear()
+            cache[fs] = hit
+        return hit
+
+    return stack_has
 
 
 def _frame(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:
