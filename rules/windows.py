@@ -22,6 +22,7 @@ BUCKETS = 256
 SWEEP_EVERY = 4096
 
 _ADDITIVE = ("count", "sum", "rate", "avg")
+_ONE_HIT = (True,)
 
 
 class Group:
@@ -69,14 +70,22 @@ class WindowState:
         self.values_of: list[Callable | None] = [s.value for s in aggs]
         self.any_where = any(w is not None for w in self.wheres)
         self.rate_factor = 1_000_000_000 / over
+        #: the commonest shape, one count(where ...), takes a leaner path
+        self._single_count = len(aggs) == 1 and self.layout[0][0] in ("count", "rate")
 
     def add(self, ctx: Any, key_of: Callable[[Any], tuple], time: int) -> tuple[Group, tuple] | None:
         """File the event in ``ctx`` under the group ``key_of(ctx)`` names
         (computed only for window events); return the group and its key, or
         None (see the class docstring)."""
-        hits = [w(ctx) if w is not None else None for w in self.wheres]
-        if self.any_where and not any(hits):
-            return None
+        if self._single_count:
+            where = self.wheres[0]
+            if where is not None and not where(ctx):
+                return None
+            hits = _ONE_HIT
+        else:
+            hits = [w(ctx) if w is not None else None for w in self.wheres]
+            if self.any_where and not any(hits):
+                return None
         key = key_of(ctx)
         groups = self.groups
         g = groups.get(key)
