@@ -11,10 +11,12 @@ and reused for every trace; pass ``ruleset=`` to reuse them across calls.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from heaplint.engine.errors import TraceError
+from heaplint.engine.events import HeapEvent
 from heaplint.engine.findings import AnalysisResult, Finding, Severity, TraceResult
+from heaplint.engine.progress import Progress
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.stats import stats_document, trace_quality
@@ -35,6 +37,7 @@ def analyze(
     replay_options: ReplayOptions | None = None,
     fail_on: Severity | None = Severity.ERROR,
     ruleset=None,
+    progress: bool = False,
 ) -> AnalysisResult:
     """Analyse each trace with the configured rules.
 
@@ -56,7 +59,7 @@ def analyze(
     for path in traces:
         try:
             results.append(analyze_trace(ruleset, path, input_format=input_format, reader_options=reader_options,
-                                         replay_options=replay_options))
+                                         replay_options=replay_options, progress=progress))
         except TraceError as err:
             errors.append(str(err))
     return AnalysisResult(results, ruleset.meta, fail_on, errors=errors)
@@ -69,16 +72,21 @@ def analyze_trace(
     input_format: str | None = None,
     reader_options: ReaderOptions | None = None,
     replay_options: ReplayOptions | None = None,
+    progress: bool = False,
 ) -> TraceResult:
-    """Replay one trace with the enabled rules of ``ruleset``."""
+    """Replay one trace with the enabled rules of ``ruleset``.  With
+    ``progress``, a bar on stderr shows how far reading is once the trace has
+    taken more than a couple of seconds (the caller decides: a terminal and
+    no --quiet)."""
     from heaplint.rules.runtime import RuleRun
 
     reader, trace_input = open_trace(path, input_format, reader_options)
-    with trace_input:
+    with trace_input, Progress.for_input(trace_input, progress, label=path) as bar:
         run = RuleRun(ruleset.enabled, reader.info, reader.stacks, trace=path)
         replay = Replay(replay_options or ReplayOptions(), on_process_end=run.on_process_end)
         run.attach(replay)
-        replay.run(guarded_events(reader), run.on_event)
+        events = guarded_events(reader)
+        replay.run(_ticking(events, bar) if progress else events, run.on_event)
         findings = run.finish(reader.stacks)
     findings.sort(key=Finding.sort_key)
     info = reader.info
@@ -86,6 +94,16 @@ def analyze_trace(
         path=path, info=info, quality=trace_quality(info, replay), findings=findings,
         stats=stats_document(info, replay), series=heap_series(replay),
     )
+
+
+def _ticking(events: Iterable[HeapEvent], bar: Progress) -> Iterator[HeapEvent]:
+    """``events`` unchanged, telling the progress bar every 65,536 events."""
+    n = 0
+    for ev in events:
+        n += 1
+        if not n & 0xFFFF:
+            bar.tick(n)
+        yield ev
 
 
 def heap_series(replay: Replay) -> dict[tuple[int, int], list[tuple[int, int]]]:

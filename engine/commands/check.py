@@ -14,6 +14,7 @@ from heaplint.engine.commands.common import add_trace_options, reader_options, r
 from heaplint.engine.commands.report_options import add_report_arguments, emit_reports
 from heaplint.engine.commands.rule_options import add_rule_options, load_rules
 from heaplint.engine.findings import AnalysisResult
+from heaplint.engine.progress import progress_wanted
 
 HELP = "replay traces and report rule findings"
 DESCRIPTION = (
@@ -41,6 +42,7 @@ def analyze_args(args: argparse.Namespace) -> AnalysisResult:
         input_format=args.input_format,
         reader_options=reader_options(args),
         replay_options=replay_options(args),
+        progress=progress_wanted(getattr(args, "quiet", False)),
     )
 
 
