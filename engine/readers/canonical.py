@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent
-from heaplint.engine.readers.base import ReaderOptions, TraceReader, stub_event
+from heaplint.engine.readers.base import STUB_KIND, ReaderOptions, TraceReader, stub_event
 from heaplint.engine.readers.canonical_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -36,14 +36,20 @@ _COMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 _BOM = b"\xef\xbb\xbf"
 _MIB = MAX_LINE_BYTES / (1024 * 1024)
 _SKIP_CHUNK = 64 * 1024
+_new = tuple.__new__
 
-#: the start of an event record as ``heaplint convert`` and ``synth`` write it:
-#: kind, integer time and pid first, compact separators.  The pid filter reads
-#: these fields from the raw bytes and decodes only its own records.  (At most
-#: 19 digits: longer numbers are left to the full decoder and its errors.)
-_EVENT_HEAD = re.compile(
+#: an event record exactly as ``heaplint convert`` and ``synth`` write it:
+#: kind, integer time and pid first, compact separators, then other known
+#: fields with plain values.  The pid filter takes kind, time and pid of such
+#: a line from its bytes and decodes only its own processes' records.  The
+#: grammar guarantees ``json.loads`` would read the same three fields: no
+#: backslash (so no escaped key), no nested object, no second kind/time/pid
+#: key.  (At most 19 digits: longer numbers are left to the decoder.)
+_EVENT_LINE = re.compile(
     rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)",'
-    rb'"time":(\d{1,19}),"pid":(\d{1,19})[,}]'
+    rb'"time":(\d{1,19}),"pid":(\d{1,19})'
+    rb'(?:,"(?:tid|heap|address|size|new_address|new_size|old_address|old_size|source|stack|flags|image)"'
+    rb':(?:"[^"\\]*"|\d+))*\}\r?\n?'
 )
 
 
@@ -203,10 +209,9 @@ class JsonlReader(_CanonicalReader):
         other processes' records only when their kind, time and pid cannot be
         read safely from the raw bytes.
 
-        A record is *claimed* from its bytes when it starts as
-        :data:`_EVENT_HEAD` and nothing later in the line could change those
-        three fields for ``json.loads`` (no backslash, so no escaped key, and
-        no second ``"kind"``, ``"time"`` or ``"pid"`` key).  Claimed records of
+        A record is *claimed* from its bytes when the whole line matches
+        :data:`_EVENT_LINE`, which fixes kind, time and pid exactly as
+        ``json.loads`` would read them.  Claimed records of
         other processes are counted as events (for ``index``) without being
         validated: a malformed one is reported by the partition that owns its
         pid, which is what makes the whole analysis fail.  So with
@@ -216,7 +221,7 @@ class JsonlReader(_CanonicalReader):
         pids = self.options.pids
         assert pids is not None
         stubs = self.options.pid_stubs
-        claim = None if self.options.skip_bad_records else _EVENT_HEAD.match
+        claim = None if self.options.skip_bad_records else _EVENT_LINE.fullmatch
         mult = self.decoder.mult
         #: pid text -> (pid, ours?); pid -> ours?  (``pid in pids`` is asked
         #: once per process, in input order, as PidPartition needs)
@@ -241,26 +246,20 @@ class JsonlReader(_CanonicalReader):
                 if claim is not None:
                     m = claim(raw)
                     if m is not None:
-                        end = m.end()
-                        if (
-                            b"\\" not in raw
-                            and raw.find(b'"pid"', end) < 0
-                            and raw.find(b'"time"', end) < 0
-                            and raw.find(b'"kind"', end) < 0
-                        ):
-                            text = m.group(2)
-                            known = by_text.get(text)
-                            if known is None:
-                                pid = int(text)
-                                mine = ours.get(pid)
-                                if mine is None:
-                                    mine = ours[pid] = pid in pids
-                                known = by_text[text] = (pid, mine)
-                            if not known[1]:
-                                if stubs:
-                                    yield stub_event(int(m.group(1)) * mult, known[0], index, line_no)
-                                index += 1
-                                continue
+                        text = m.group(2)
+                        known = by_text.get(text)
+                        if known is None:
+                            pid = int(text)
+                            mine = ours.get(pid)
+                            if mine is None:
+                                mine = ours[pid] = pid in pids
+                            known = by_text[text] = (pid, mine)
+                        if not known[1]:
+                            if stubs:
+                                yield _new(HeapEvent, (STUB_KIND, int(m.group(1)) * mult, known[0], 0, 0, 0, 0, 0,
+                                                       None, 0, None, 0, None, index, line_no))
+                            index += 1
+                            continue
                 try:
                     rec = loads(raw.decode())
                 except (ValueError, RecursionError) as err:
