@@ -97,32 +97,41 @@ class PartitionReplay(Replay):
         self.order_exact = True
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
         self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}  # id(event) -> (event, seq, maybe late)
+        #: [newest time out of the ordering stage, realloc pairs dropped by then]
+        self._released: list[int] = [-(1 << 63), 0]
         self._streamed = False
 
     def events(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
         return self._own(super().events(self._numbered(events)))
 
     def _numbered(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
-        """Remember the input position of the events that may create or end a
-        process: own events of processes not (yet) in the state, and process
-        records.
+        """Remember the input position of own events (until they come out of
+        the ordering stage): any of them may create or end a process.
 
         The ordering stage releases events in (time, input position) order,
-        except an event older than one already released, which it releases at
-        once.  So (time, position) orders the processes' first and last
-        events across partitions, provided neither was released that way; an
-        event within the reorder window of the newest time seen before it
-        cannot have been, anything older is flagged "maybe late"."""
-        processes = self.state.processes
+        except an event older than the last one released, which it releases
+        at once.  So (time, position) orders the processes' first and last
+        events across partitions, provided neither was released that way
+        ("late").  An event within the reorder window of the newest time seen
+        before it is not late.  An older one is late when it is older than the
+        last release; that is the newest time that came out of the stage
+        unless realloc pairing dropped events since (then it is flagged).
+        """
         marks = self._marks
         window = self.options.reorder_window_ns
+        counters = self.counters
+        released = self._released
         newest = None
         seq = 0
         for ev in events:
             t = ev.time
             kind = ev.kind
-            if kind != STUB_KIND and (kind >= _PROCESS_START or ev.pid not in processes):
-                marks[id(ev)] = (ev, seq, newest is not None and t < newest - window)
+            if kind != STUB_KIND:
+                # any own event may turn out to start a process (a process
+                # record released before it may end the one there is now)
+                late = newest is not None and t < newest - window and (
+                    t < released[0] or counters.paired_inner != released[1])
+                marks[id(ev)] = (ev, seq, late)
             if newest is None or t > newest:
                 newest = t
             seq += 1
@@ -136,8 +145,15 @@ class PartitionReplay(Replay):
         marks = self._marks
         last = None
         own = False
+        newest = -(1 << 63)  # the newest time released so far
+        count = 0
+        released = self._released
+        counters = self.counters
         for ev in stream:
             last = ev.time
+            if last >= released[0]:
+                released[0] = last
+                released[1] = counters.paired_inner
             if ev.kind == STUB_KIND:
                 own = False
                 continue
@@ -147,7 +163,16 @@ class PartitionReplay(Replay):
             watch = ev.kind >= _PROCESS_START or ev.pid not in processes
             done = len(finished)
             yield ev
-            mark = marks.pop(id(ev), None) if marks else None
+            mark = marks.pop(id(ev), None)
+            if ev.time > newest:
+                newest = ev.time
+            count += 1
+            if count & 0xFFFF == 0:
+                # marks of events released before now and never seen here
+                # were dropped by realloc pairing: forget them
+                stale = [k for k, m in marks.items() if m[0].time < newest]
+                for k in stale:
+                    del marks[k]
             if watch:
                 proc = processes.get(ev.pid)
                 if proc is not None and id(proc) not in self._keys:
