@@ -87,3 +87,28 @@ def random_records(rng: random.Random, pids=(11, 22, 33), max_size: int = 60) ->
 
 #: random_records as a hypothesis strategy (examples shrink by seed only)
 heap_records = st.builds(random_records, st.randoms(use_true_random=False))
+
+
+# --- worker functions for the pool tests (module level: workers import them by name) -------
+def square_or_die(n: int) -> int:
+    """n * n, but the worker process dies without a word for n == 3."""
+    import os
+
+    if n == 3:
+        os._exit(7)
+    return n * n
+
+
+def square_or_fail(n: int) -> int:
+    """n * n, but a bug (ZeroDivisionError) for n == 2."""
+    return n * n // (n - 2)
+
+
+def sleep_forever(pid_file: str) -> None:
+    """Write this worker's pid, then sleep (until terminated)."""
+    import os
+    import time
+
+    with open(pid_file, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(120)
