@@ -60,6 +60,17 @@ def event_process(c: Ctx) -> ProcessState | None:
     return proc
 
 
+def event_heap(state: HeapState, pid: int, handle: int) -> Any:
+    """The HeapRecord of an event's heap, also at its own HeapDestroy (after
+    which the state has moved it to the process's retired heaps)."""
+    h = state.heap(pid, handle)
+    if h is None:
+        proc = state.processes.get(pid)
+        if proc is not None and proc.retired and proc.retired[-1].handle == handle:
+            return proc.retired[-1]
+    return h
+
+
 def facts(c: Ctx, pid: int | None) -> ProcessFacts | None:
     return c.info.processes.get(pid) if pid is not None else None
 

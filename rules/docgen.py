@@ -9,7 +9,17 @@ from heaplint.rules.diagnostics import CODES
 from heaplint.rules.literals import canonical
 
 BEGIN = "<!-- BEGIN GENERATED: heaplint rules doc --language -->"
+RULES_BEGIN = "<!-- BEGIN GENERATED: heaplint rules doc -->"
 END = "<!-- END GENERATED -->"
+
+
+def replace_section(text: str, begin: str, body: str) -> str:
+    """``text`` with the part between ``begin`` and the next END marker
+    replaced by ``body``; ValueError when the markers are missing."""
+    if begin not in text or END not in text.split(begin, 1)[1]:
+        raise ValueError(f"no generated section ({begin} ... {END})")
+    head, rest = text.split(begin, 1)
+    return head + begin + "\n\n" + body.strip() + "\n\n" + END + rest.split(END, 1)[1]
 
 
 def _cell(text: str) -> str:
@@ -38,9 +48,10 @@ def language_reference() -> str:
     return "\n".join(out) + "\n"
 
 
-def rules_reference(rules) -> str:
-    """A Markdown page describing ``rules`` (CompiledRule values)."""
-    out = ["# heaplint rules", ""]
+def rules_reference(rules, title: str | None = "# heaplint rules") -> str:
+    """A Markdown page describing ``rules`` (CompiledRule values); without a
+    title, a section to embed in a page."""
+    out = [title, ""] if title else []
     for r in sorted(rules, key=lambda r: r.id):
         spec = r.spec
         out += [f"## {spec.id} {spec.name}", "", f"**{spec.title}**", ""]
@@ -49,7 +60,8 @@ def rules_reference(rules) -> str:
             sev += " by default; " + "; ".join(
                 f"{lvl.label} when `{named.expr.text.strip()}`" for lvl, named in spec.severity_when)
         facts = [f"severity: {sev}", f"trigger: {r.trigger}" + (f" ({r.scope})" if r.scope else ""),
-                 f"enabled: {'yes' if r.meta.enabled else 'no'}"]
+                 "enabled: " + (("off until its parameters are set (as shipped it never fires)" if r.never else "yes")
+                                if r.meta.enabled else "no")]
         if spec.tags:
             facts.append("tags: " + ", ".join(spec.tags))
         out += ["- " + f for f in facts] + [""]
@@ -61,10 +73,30 @@ def rules_reference(rules) -> str:
                 out.append(f"| `{p.name}` | {p.type} | `{canonical(p.type, p.default, R.ENUM_NAMES)}` | {_cell(p.doc)} |")
             out.append("")
         out += ["Condition:", "", "```", r.when.text, "```", ""]
+        if spec.message is not None:
+            out += [f"Message: `{_cell(spec.message.text.strip())}`", ""]
         for ex in spec.examples:
             verdict = f"fires {ex.expect} time(s)" if ex.expect else "does not fire"
-            out += [f"Example *{ex.name}* — {verdict}:", "", "```"] + ex.lines + ["```", ""]
+            details = _example_details(ex)
+            out += [f"Example *{ex.name}* — {verdict}{details}:", "", "```"] + ex.lines + ["```", ""]
         if spec.references:
             out += ["References: " + ", ".join(spec.references), ""]
     return "\n".join(out)
+
+
+def _example_details(ex) -> str:
+    """The expectations and coverage facts of an example, for its heading."""
+    parts = []
+    if ex.severity is not None:
+        parts.append(f"severity {ex.severity.label}")
+    procs = list(ex.info.processes.values())
+    if any(not p.start_seen for p in procs):
+        parts.append("attach mode")
+    if ex.info.events_lost:
+        parts.append(f"{ex.info.events_lost} events lost")
+    if ex.info.buffers_lost:
+        parts.append(f"{ex.info.buffers_lost} buffers lost")
+    if ex.params:
+        parts.append("with " + ", ".join(f"{k}={v}" for k, v in ex.params.items()))
+    return f" ({'; '.join(parts)})" if parts else ""
 

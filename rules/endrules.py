@@ -17,6 +17,7 @@ from typing import Any
 from heaplint.engine.replay import Replay
 from heaplint.engine.state import ProcessState
 from heaplint.rules.context import Ctx
+from heaplint.rules.trend import before_teardown
 from heaplint.rules.sink import FindingSink, stack_of_group
 from heaplint.rules.windows import BlockGroups
 
@@ -41,8 +42,10 @@ class EndRules:
         c.heaprec = None
         c.win = c.key = None
         sink = self.sink
+        # at a process end record, series functions see the run without its teardown
+        series = before_teardown if proc.end_seen else list
         if "process" in self.by_scope:
-            c.buckets = proc.series.snapshot()
+            c.buckets = series(proc.series.snapshot())
             for rule in self.by_scope["process"]:
                 if rule.when.fn(c):
                     sink.match(rule, c, (proc.pid,), pid=proc.pid, proc=proc, time=proc.first_time,
@@ -50,7 +53,7 @@ class EndRules:
         if "heap" in self.by_scope:
             for heap in list(proc.heaps.values()):
                 c.heaprec = heap
-                c.buckets = heap.series.snapshot()
+                c.buckets = series(heap.series.snapshot())
                 for rule in self.by_scope["heap"]:
                     if rule.when.fn(c):
                         sink.match(rule, c, (proc.pid, heap.handle, heap.label), pid=proc.pid, proc=proc,

@@ -79,7 +79,13 @@ def load_rule_files(
         except HeaplintError as err:
             errors.add(err)
     base = builtin_dir()
+    # a file named twice (e.g. `heaplint rules test builtin_rules/` beside the
+    # built-in rules) is loaded once, not reported as duplicating itself
+    seen = {os.path.realpath(f) for f in result.files}
     for path in files:
+        if os.path.realpath(path) in seen:
+            continue
+        seen.add(os.path.realpath(path))
         label = "builtin:" + os.path.relpath(path, base).replace(os.sep, "/") if builtin else path
         try:
             yfile = load_yaml(read_source(path))

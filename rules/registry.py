@@ -86,7 +86,7 @@ def _result_block(c: Ctx) -> st.Block | None:
 
 
 def _ev_heap_label(c: Ctx) -> str:
-    h = c.state.heap(c.ev.pid, c.ev.heap)
+    h = cx.event_heap(c.state, c.ev.pid, c.ev.heap)
     return h.label if h is not None else ""
 
 
@@ -186,6 +186,10 @@ FIELD_LIST: list[FieldDef] = [
        event=lambda c: getattr(_result_block(c), "moves", 0), block=lambda c: c.block.moves),
     _f("copied", T.SIZE, "bytes copied by those moves",
        event=lambda c: getattr(_result_block(c), "copied", 0), block=lambda c: c.block.copied),
+    _f("ended_moves", T.INT, "moving reallocs in the history of the block the event freed or moved",
+       event=lambda c: c.state.ended.moves if c.state.ended is not None else 0),
+    _f("ended_copied", T.SIZE, "bytes copied by the moves of the block the event freed or moved",
+       event=lambda c: c.state.ended.copied if c.state.ended is not None else 0),
     _f("age", T.DURATION, "block: end_time minus the block's time", block=lambda c: c.end_time - c.block.time),
     _f("anomaly", T.ANOMALY, "the anomaly being evaluated (the rule runs once per anomaly of the event)",
        anomaly=lambda c: c.anom.kind),

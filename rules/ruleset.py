@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from heaplint.engine.errors import HeaplintError, RuleError, UsageError
 from heaplint.engine.findings import RuleMeta, Severity
-from heaplint.rules.config import Config, Setting, load_config
+from heaplint.rules.config import Config, Setting, load_config, profiles_dir
 from heaplint.rules.diagnostics import Collector, did_you_mean
 from heaplint.rules.globs import compile_glob
 from heaplint.rules.loader import builtin_dir, check_duplicates, load_rule_files
@@ -138,6 +138,8 @@ def _apply(rules: list[RuleSpec], settings: list[Setting], errors: Collector
             continue
         rule = by_ref.get(s.target)
         if rule is None:
+            if _from_builtin_profile(s):
+                continue  # a built-in profile tunes built-in rules, which --no-builtin leaves out
             errors.add(_located(s, "HLR041", f"no rule '{s.target}'{did_you_mean(s.target, refs)}"))
             continue
         if s.kind == "severity":
@@ -157,6 +159,13 @@ def _apply(rules: list[RuleSpec], settings: list[Setting], errors: Collector
         except ValueError as err:
             errors.add(_located(s, "HLR041", f"{rule.id}.{param.name} ({param.type}): {err}"))
     return enabled, overrides, levels
+
+
+def _from_builtin_profile(s: Setting) -> bool:
+    import os
+
+    path = s.where[2]
+    return bool(path) and os.path.dirname(os.path.realpath(path)) == os.path.realpath(profiles_dir())
 
 
 def _located(s: Setting, code: str, message: str) -> HeaplintError:

@@ -21,7 +21,7 @@ from heaplint.engine.events import HeapEvent, Kind, StackTable, TraceInfo
 from heaplint.engine.findings import Finding
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import ANOMALY_KINDS, ProcessState
-from heaplint.rules.context import Ctx
+from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
 from heaplint.rules.sink import FindingSink, stack_of_group
@@ -132,7 +132,7 @@ class RuleRun:
         def act(c: Ctx) -> None:
             ev = c.ev
             state = c.state
-            heap = state.heap(ev.pid, ev.heap)
+            heap = event_heap(state, ev.pid, ev.heap)
             addresses = [ev.address]
             sizes = []
             if ev.kind == _REALLOC:
@@ -149,9 +149,13 @@ class RuleRun:
                     addresses.append(a.other)
                 if a.size and a.size not in sizes:
                     sizes.append(a.size)
-            sink.match(rule, c, (ev.pid, *[g(c) for g in getters]), pid=ev.pid, proc=state.processes.get(ev.pid),
+            keys = tuple(g(c) for g in getters)
+            # a free carries no stack of its own; a rule grouped by the site of the
+            # block it ended (realloc chains) shows that block's stack instead
+            stack = ev.stack if ev.stack is not None else stack_of_group(rule.by, keys)
+            sink.match(rule, c, (ev.pid, *keys), pid=ev.pid, proc=state.processes.get(ev.pid),
                        heap=ev.heap, heap_label=heap.label if heap is not None else None, time=ev.time,
-                       index=ev.index, stack=ev.stack, addresses=addresses, sizes=sizes)
+                       index=ev.index, stack=stack, addresses=addresses, sizes=sizes)
 
         return act
 

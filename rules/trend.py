@@ -145,3 +145,29 @@ def tail_slope(buckets: Sequence[Bucket], fraction: float) -> float:
 
 def duration(buckets: Sequence[Bucket]) -> int:
     return buckets[-1].start - buckets[0].start if buckets else 0
+
+
+#: a trailing decline longer than this share of the series is part of the run, not its exit
+TEARDOWN_MAX_FRACTION = 0.05
+
+
+def before_teardown(buckets: Sequence[Bucket], max_fraction: float = TEARDOWN_MAX_FRACTION) -> Sequence[Bucket]:
+    """The series without the teardown of a process that ended in the trace.
+
+    A process that shuts down cleanly frees its working set within
+    milliseconds of its end record; that final drop says nothing about how the
+    heap behaved while the program ran, yet it would hide any growth from the
+    envelope and tail statistics.  The teardown is the trailing run of buckets
+    whose level fell below the bucket before; it is cut when it spans at most
+    ``max_fraction`` of the series (a longer decline is real behaviour)."""
+    n = len(buckets)
+    i = n - 1
+    while i > 0 and buckets[i].last < buckets[i - 1].last:
+        i -= 1
+    if i == n - 1 or i == 0:
+        return buckets
+    span = buckets[-1].start - buckets[0].start
+    if buckets[-1].start - buckets[i + 1].start > span * max_fraction:
+        return buckets
+    return buckets[: i + 1]
+

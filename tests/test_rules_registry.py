@@ -50,6 +50,7 @@ LEAKY = ("alloc 0x1000 16 stack=app!a", "alloc 0x2000 32", "free 0x2000", "alloc
 EV = ("alloc 0x1000 16", "create heap=0x20 flags=2", "alloc 0x5000 8 heap=0x20",
       "realloc 0x1000 0x2000 48 old_size=16 source=SLOWPATH stack=app!grow;app!main t=+2ms")
 FREE = ("alloc 0x1000 16 stack=app!mk", "free 0x1000 t=+5ms")
+CHAIN = ("alloc 0x1000 16", "realloc 0x1000 0x2000 32 t=+5ms", "realloc 0x2000 0x3000 64 t=+5ms", "free 0x3000 t=+5ms")
 DESTROY = ("create heap=0x20", "alloc 0x1000 16 heap=0x20", "alloc 0x2000 8 heap=0x20", "destroy 0x20")
 
 # field -> [(scope, records, expected)]
@@ -80,6 +81,8 @@ FIELD_CASES = {
     "lifetime": [(R.EVENT, FREE, 5 * MS), (R.EVENT, ("alloc 0x1 1",), 0)],
     "ended_size": [(R.EVENT, FREE, 16)],
     "ended_stack": [(R.EVENT, FREE, 1)],
+    "ended_moves": [(R.EVENT, CHAIN, 2), (R.EVENT, FREE, 0)],
+    "ended_copied": [(R.EVENT, CHAIN, 48), (R.EVENT, FREE, 0)],
     "moves": [(R.EVENT, EV, 1), (R.BLOCK, LEAKY, 0)],
     "copied": [(R.EVENT, EV, 16), (R.BLOCK, LEAKY, 0)],
     "age": [(R.BLOCK, LEAKY, 1002 * MS)],

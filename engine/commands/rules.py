@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("doc", help="Markdown reference of the rules (or, with --language, of the language)")
     p.add_argument("--language", action="store_true", help="document fields, functions, constants and error codes")
     p.add_argument("-o", "--output", default="-", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--update", metavar="FILE",
+                   help="rewrite only the generated section of this Markdown file (between its markers)")
     add_rule_options(p)
     p.set_defaults(_run=run_doc)
 
@@ -49,7 +51,9 @@ def run_list(args: argparse.Namespace) -> int:
     for r in sorted(ruleset.rules, key=lambda r: r.id):
         m = r.meta
         severity = "|".join([m.severity.label, *(lvl.label for lvl, _ in r.severity_when)])
-        rows.append((m.id, m.name, severity, "yes" if m.enabled else "no", ",".join(m.tags) or "-", m.source))
+        # "off": enabled, but its parameters make it constant false (HL014 without a limit)
+        enabled = ("off" if r.never else "yes") if m.enabled else "no"
+        rows.append((m.id, m.name, severity, enabled, ",".join(m.tags) or "-", m.source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         sys.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] + "\n")
@@ -129,8 +133,18 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def run_doc(args: argparse.Namespace) -> int:
-    from heaplint.rules.docgen import language_reference, rules_reference
+    from heaplint.engine.errors import UsageError
+    from heaplint.rules.docgen import BEGIN, RULES_BEGIN, language_reference, replace_section, rules_reference
 
+    if args.update:
+        body = language_reference() if args.language else rules_reference(load_rules(args).rules, title=None)
+        try:
+            with open(args.update, encoding="utf-8") as f:
+                text = replace_section(f.read(), BEGIN if args.language else RULES_BEGIN, body)
+        except (OSError, ValueError) as err:
+            raise UsageError(str(err), path=args.update) from err
+        write_atomic(args.update, text.encode("utf-8"))
+        return 0
     text = language_reference() if args.language else rules_reference(load_rules(args).rules)
     write_atomic(args.output, text.encode("utf-8"))
     return 0

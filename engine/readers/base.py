@@ -109,6 +109,8 @@ class TraceReader:
 
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: member names that look like traces, most telling first
+_TRACE_SUFFIXES = ((".etl",), (".jsonl", ".jsonl.gz", ".csv", ".csv.gz"), (".txt",))
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -178,10 +180,19 @@ class TraceInput:
         except zipfile.BadZipFile as err:
             raise TraceError(f"corrupt zip archive: {err}", path=path) from err
         members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > 1:
+            # archives often carry a log or readme beside the trace: prefer the
+            # one member whose name says it is a trace
+            for suffixes in _TRACE_SUFFIXES:
+                traces = [m for m in members if m.filename.lower().endswith(suffixes)]
+                if len(traces) == 1:
+                    members = traces
+                    break
         if len(members) != 1:
             names = ", ".join(m.filename for m in members) or "none"
             raise TraceError(
-                f"a zip archive must hold exactly one trace file; it holds {len(members)} ({names})",
+                f"a zip archive must hold exactly one trace file (.etl, .jsonl, .csv, .txt); "
+                f"it holds {len(members)} ({names})",
                 path=path,
             )
         self._closers.append(zf)
