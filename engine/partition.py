@@ -96,9 +96,7 @@ class PartitionReplay(Replay):
         #: False when some order key may be wrong (see :meth:`_numbered`)
         self.order_exact = True
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
-        self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}  # id(event) -> (event, seq, maybe late)
-        #: [newest time out of the ordering stage, realloc pairs dropped by then]
-        self._released: list[int] = [-(1 << 63), 0]
+        self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}  # id(event) -> (event, seq, older than the window)
         self._streamed = False
 
     def events(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
@@ -106,85 +104,86 @@ class PartitionReplay(Replay):
 
     def _numbered(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
         """Remember the input position of own events (until they come out of
-        the ordering stage): any of them may create or end a process.
-
-        The ordering stage releases events in (time, input position) order,
-        except an event older than the last one released, which it releases
-        at once.  So (time, position) orders the processes' first and last
-        events across partitions, provided neither was released that way
-        ("late").  An event within the reorder window of the newest time seen
-        before it is not late.  An older one is late when it is older than the
-        last release; that is the newest time that came out of the stage
-        unless realloc pairing dropped events since (then it is flagged).
-        """
+        the ordering stage): any of them may create or end a process.  Note
+        which are older than the reorder window allows (maybe released out
+        of order; :meth:`_own` decides)."""
         marks = self._marks
         window = self.options.reorder_window_ns
-        counters = self.counters
-        released = self._released
         newest = None
         seq = 0
         for ev in events:
             t = ev.time
-            kind = ev.kind
-            if kind != STUB_KIND:
-                # any own event may turn out to start a process (a process
-                # record released before it may end the one there is now)
-                late = newest is not None and t < newest - window and (
-                    t < released[0] or counters.paired_inner != released[1])
-                marks[id(ev)] = (ev, seq, late)
+            if ev.kind != STUB_KIND:
+                marks[id(ev)] = (ev, seq, newest is not None and t < newest - window)
             if newest is None or t > newest:
                 newest = t
             seq += 1
             yield ev
 
     def _own(self, stream: Iterator[HeapEvent]) -> Iterator[HeapEvent]:
+        """Own events of the ordered stream, with order keys for processes.
+
+        The ordering stage releases events in (time, input position) order,
+        except an event older than the last one released, which it releases
+        at once ("late").  So (time, position) orders the processes' first
+        and last events across partitions unless one was late.  An event
+        within the reorder window of the newest time before it is not late;
+        an older one is late if it is older than an event released before it,
+        and may be when realloc pairing dropped events since the newest one
+        released (then its key is unsure: :attr:`order_exact`)."""
         self._streamed = True
         state = self.state
         processes = state.processes
         finished = state.finished
         marks = self._marks
+        keys = self._keys
+        counters = self.counters
         last = None
         own = False
-        newest = -(1 << 63)  # the newest time released so far
+        top = -(1 << 63)  # the newest time out of the stage so far
+        top_drops = 0  # realloc pairs dropped when it came out
         count = 0
-        released = self._released
-        counters = self.counters
         for ev in stream:
-            last = ev.time
-            if last >= released[0]:
-                released[0] = last
-                released[1] = counters.paired_inner
+            t = ev.time
+            last = t
             if ev.kind == STUB_KIND:
+                if t >= top:
+                    top = t
+                    top_drops = counters.paired_inner
                 own = False
                 continue
             own = True
             # only a process's first event and process records change the
             # process lists; look at them after the event was applied
             watch = ev.kind >= _PROCESS_START or ev.pid not in processes
-            done = len(finished)
+            if watch:
+                late = t < top or counters.paired_inner != top_drops
+                done = len(finished)
+            if t >= top:
+                top = t
+                top_drops = counters.paired_inner
             yield ev
             mark = marks.pop(id(ev), None)
-            if ev.time > newest:
-                newest = ev.time
             count += 1
             if count & 0xFFFF == 0:
-                # marks of events released before now and never seen here
+                # marks of events older than one released, never seen here,
                 # were dropped by realloc pairing: forget them
-                stale = [k for k, m in marks.items() if m[0].time < newest]
+                stale = [k for k, m in marks.items() if m[0].time < top]
                 for k in stale:
                     del marks[k]
             if watch:
                 proc = processes.get(ev.pid)
-                if proc is not None and id(proc) not in self._keys:
-                    self._keys[id(proc)] = self._key(1, ev, mark)
+                if proc is not None and id(proc) not in keys:
+                    keys[id(proc)] = self._key(1, ev, mark, late)
                 for p in finished[done:]:
-                    self._keys[id(p)] = self._key(0, ev, mark)
+                    keys[id(p)] = self._key(0, ev, mark, late)
         self.trace_last_time = last
         self.last_is_own = own
         marks.clear()
 
-    def _key(self, group: int, ev: HeapEvent, mark: tuple[HeapEvent, int, bool] | None) -> tuple[int, int, int]:
-        if mark is None or mark[0] is not ev or mark[2]:
+    def _key(self, group: int, ev: HeapEvent, mark: tuple[HeapEvent, int, bool] | None,
+             late: bool) -> tuple[int, int, int]:
+        if mark is None or mark[0] is not ev or (mark[2] and late):
             self.order_exact = False
             return (group, ev.time, -1)
         return (group, ev.time, mark[1])

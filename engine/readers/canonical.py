@@ -45,6 +45,7 @@ _new = tuple.__new__
 #: grammar guarantees ``json.loads`` would read the same three fields: no
 #: backslash (so no escaped key), no nested object, no second kind/time/pid
 #: key.  (At most 19 digits: longer numbers are left to the decoder.)
+_EVENT_HEAD = re.compile(rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)","time":\d{1,19},"pid":(\d{1,19})[,}]')
 _EVENT_LINE = re.compile(
     rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)",'
     rb'"time":(\d{1,19}),"pid":(\d{1,19})'
@@ -221,7 +222,8 @@ class JsonlReader(_CanonicalReader):
         pids = self.options.pids
         assert pids is not None
         stubs = self.options.pid_stubs
-        claim = None if self.options.skip_bad_records else _EVENT_LINE.fullmatch
+        head = None if self.options.skip_bad_records else _EVENT_HEAD.match
+        claim = _EVENT_LINE.fullmatch
         mult = self.decoder.mult
         #: pid text -> (pid, ours?); pid -> ours?  (``pid in pids`` is asked
         #: once per process, in input order, as PidPartition needs)
@@ -243,10 +245,13 @@ class JsonlReader(_CanonicalReader):
                 if len(raw) > cap and raw[-1] != 10:
                     self._skip_long_line(line_no)
                     continue
-                if claim is not None:
-                    m = claim(raw)
+                if head is not None:
+                    # the pid as the line starts (cheap); a line that seems to
+                    # be another process's is skipped only if it matches the
+                    # whole grammar, which makes sure of kind, time and pid
+                    m = head(raw)
                     if m is not None:
-                        text = m.group(2)
+                        text = m.group(1)
                         known = by_text.get(text)
                         if known is None:
                             pid = int(text)
@@ -255,11 +260,13 @@ class JsonlReader(_CanonicalReader):
                                 mine = ours[pid] = pid in pids
                             known = by_text[text] = (pid, mine)
                         if not known[1]:
-                            if stubs:
-                                yield _new(HeapEvent, (STUB_KIND, int(m.group(1)) * mult, known[0], 0, 0, 0, 0, 0,
-                                                       None, 0, None, 0, None, index, line_no))
-                            index += 1
-                            continue
+                            m = claim(raw)
+                            if m is not None:
+                                if stubs:
+                                    yield _new(HeapEvent, (STUB_KIND, int(m.group(1)) * mult, known[0], 0, 0, 0, 0,
+                                                           0, None, 0, None, 0, None, index, line_no))
+                                index += 1
+                                continue
                 try:
                     rec = loads(raw.decode())
                 except (ValueError, RecursionError) as err:
