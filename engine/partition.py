@@ -85,38 +85,49 @@ class PartitionReplay(Replay):
     stub or not (:attr:`trace_last_time`).  Both are exact unless the
     partition says otherwise (:attr:`order_exact`, :attr:`last_is_own`; see
     :func:`exact_merge_possible`).
+
+    Set :attr:`index_is_position` when the reader numbers events (``index``)
+    in the order it yields them, stubs included (the canonical readers): an
+    event's input position is then its index (checked as it goes);
+    otherwise every own event's position is remembered until it comes out.
     """
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.index_is_position = False
         #: time of the last event released by the ordering stage (own or stub)
         self.trace_last_time: int | None = None
         #: whether that event was one of this partition's
         self.last_is_own = False
-        #: False when some order key may be wrong (see :meth:`_numbered`)
+        #: False when some order key may be wrong (see :meth:`_own`)
         self.order_exact = True
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
-        self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}  # id(event) -> (event, seq, older than the window)
+        #: id(event) -> (event, input position or -1, older than the window)
+        self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}
         self._streamed = False
 
     def events(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
         return self._own(super().events(self._numbered(events)))
 
     def _numbered(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
-        """Remember the input position of own events (until they come out of
-        the ordering stage): any of them may create or end a process.  Note
-        which are older than the reorder window allows (maybe released out
-        of order; :meth:`_own` decides)."""
+        """Mark own events with their input position (unless the index is
+        it) and whether they are older than the reorder window allows."""
         marks = self._marks
         window = self.options.reorder_window_ns
-        newest = None
+        by_index = self.index_is_position
+        cutoff = None  # the newest time so far, minus the window
         seq = 0
         for ev in events:
             t = ev.time
-            if ev.kind != STUB_KIND:
-                marks[id(ev)] = (ev, seq, newest is not None and t < newest - window)
-            if newest is None or t > newest:
-                newest = t
+            if by_index:
+                if ev.index != seq:
+                    self.order_exact = False
+                if cutoff is not None and t < cutoff and ev.kind != STUB_KIND:
+                    marks[id(ev)] = (ev, -1, True)
+            elif ev.kind != STUB_KIND:
+                marks[id(ev)] = (ev, seq, cutoff is not None and t < cutoff)
+            if cutoff is None or t - window > cutoff:
+                cutoff = t - window
             seq += 1
             yield ev
 
@@ -138,6 +149,7 @@ class PartitionReplay(Replay):
         marks = self._marks
         keys = self._keys
         counters = self.counters
+        by_index = self.index_is_position
         last = None
         own = False
         top = -(1 << 63)  # the newest time out of the stage so far
@@ -163,30 +175,34 @@ class PartitionReplay(Replay):
                 top = t
                 top_drops = counters.paired_inner
             yield ev
-            mark = marks.pop(id(ev), None)
-            count += 1
-            if count & 0xFFFF == 0:
-                # marks of events older than one released, never seen here,
-                # were dropped by realloc pairing: forget them
-                stale = [k for k, m in marks.items() if m[0].time < top]
-                for k in stale:
-                    del marks[k]
+            mark = marks.pop(id(ev), None) if marks else None
+            if not by_index:
+                count += 1
+                if count & 0xFFFF == 0:
+                    # marks of events older than one released, never seen
+                    # here, were dropped by realloc pairing: forget them
+                    stale = [k for k, m in marks.items() if m[0].time < top]
+                    for k in stale:
+                        del marks[k]
             if watch:
+                if mark is not None and mark[0] is not ev:
+                    mark = None
+                if by_index:
+                    key = (ev.time, ev.index)
+                    unsure = mark is not None and late
+                else:
+                    key = (ev.time, mark[1] if mark is not None else -1)
+                    unsure = mark is None or (mark[2] and late)
+                if unsure:
+                    self.order_exact = False
                 proc = processes.get(ev.pid)
                 if proc is not None and id(proc) not in keys:
-                    keys[id(proc)] = self._key(1, ev, mark, late)
+                    keys[id(proc)] = (1, *key)
                 for p in finished[done:]:
-                    keys[id(p)] = self._key(0, ev, mark, late)
+                    keys[id(p)] = (0, *key)
         self.trace_last_time = last
         self.last_is_own = own
         marks.clear()
-
-    def _key(self, group: int, ev: HeapEvent, mark: tuple[HeapEvent, int, bool] | None,
-             late: bool) -> tuple[int, int, int]:
-        if mark is None or mark[0] is not ev or (mark[2] and late):
-            self.order_exact = False
-            return (group, ev.time, -1)
-        return (group, ev.time, mark[1])
 
     def finish(self) -> None:
         if not self._streamed:  # pragma: no cover - guards a change in Replay.run
@@ -262,10 +278,12 @@ def replay_partition(
     input_format: str | None = None,
     reader_options: ReaderOptions | None = None,
     replay_options: ReplayOptions | None = None,
+    index_is_position: bool | None = None,
 ) -> PartResult:
     """Replay partition ``index`` of ``count`` of the trace at ``path``,
     evaluating ``rules`` (compiled rules; ``scope: trace`` ones are left to
-    :func:`merge_parts`) when given."""
+    :func:`merge_parts`) when given.  ``index_is_position`` overrides what
+    the reader says (see :class:`PartitionReplay`)."""
     ropts = dataclasses.replace(reader_options or ReaderOptions(), pids=PidPartition(index, count), pid_stubs=True)
     options = replay_options or ReplayOptions()
     reader, trace_input = open_trace(path, input_format, ropts)
@@ -275,12 +293,14 @@ def replay_partition(
     with trace_input:
         if rules is None:
             replay = PartitionReplay(options)
+            replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
             replay.run(guarded_events(reader))
         else:
             from heaplint.rules.runtime import RuleRun
 
             run = RuleRun([r for r in rules if not is_trace_scope(r)], reader.info, reader.stacks, trace=path)
             replay = PartitionReplay(options, on_process_end=run.on_process_end)
+            replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
             run.attach(replay)
             replay.run(guarded_events(reader), run.on_event)
             findings = run.finish(reader.stacks)

@@ -116,8 +116,12 @@ def test_random_traces_merge_exactly_or_fall_back(tmp_path, rules, body):
     path = write_lines(tmp_path / "t.jsonl", body)
     whole = as_plain(analyze_trace(rules, path))
     trace_rules = [r for r in rules.enabled if is_trace_scope(r)]
-    for count in (2, 3):
-        merged = merge_parts([replay_partition(path, i, count, rules=rules.enabled) for i in range(count)], trace_rules)
+    # positions from the canonical reader's index, and remembered per event
+    # (what other readers get)
+    for count, by_index in ((2, True), (3, True), (2, False)):
+        parts = [replay_partition(path, i, count, rules=rules.enabled, index_is_position=by_index)
+                 for i in range(count)]
+        merged = merge_parts(parts, trace_rules)
         if merged is not None:
             assert as_plain(merged) == whole
 
@@ -133,6 +137,26 @@ def test_fallbacks_are_rare(tmp_path, rules):
         parts = [replay_partition(path, p, 2, rules=rules.enabled) for p in range(2)]
         declined += merge_parts(parts, trace_rules) is None
     assert declined <= 6, f"{declined} of 30 merges declined"
+
+
+def test_etl_traces_split_by_process(tmp_path, rules):
+    """A binary .etl trace (its reader decodes everything; positions are
+    remembered per event): same result, merged without falling back."""
+    from etl_writer import write_etl
+
+    from heaplint.engine.synth import synthesize
+    from heaplint.engine.synth_presets import build_spec
+
+    trace = synthesize(build_spec("busy-2proc", events=3000))
+    events = [ev._replace(time=ev.time // 100 * 100) for ev in trace.events()]
+    path = str(tmp_path / "t.etl")
+    write_etl(path, events)
+    whole = analyze_trace(rules, path)
+    assert len(whole.stats["processes"]) == 2
+    parts = [replay_partition(path, i, 2, rules=rules.enabled) for i in range(2)]
+    merged = merge_parts(parts, [r for r in rules.enabled if is_trace_scope(r)])
+    assert merged is not None and as_plain(merged) == as_plain(whole)
+    assert [as_plain(t) for t in analyze([path], ruleset=rules, jobs=2).traces] == [as_plain(whole)]
 
 
 def test_finding_caps_make_the_trace_replay_whole(tmp_path):

@@ -74,6 +74,9 @@ class TraceReader:
     #: True when :meth:`events` applies ``options.pids`` itself (cheaply, before
     #: decoding); otherwise :func:`~heaplint.engine.readers.guarded_events` does
     filters_pids: ClassVar[bool] = False
+    #: True when ``HeapEvent.index`` counts the events in the order
+    #: :meth:`events` yields them (stubs included), as the canonical readers do
+    index_is_position: ClassVar[bool] = False
 
     def __init__(self, stream: BinaryIO, path: str, options: ReaderOptions | None = None) -> None:
         self.stream = stream

@@ -77,6 +77,8 @@ def _json_error(err: Exception) -> tuple[str, int | None]:
 class _CanonicalReader(TraceReader):
     """Shared line handling: the length cap, compression errors, the header."""
 
+    index_is_position = True
+
     def __init__(self, stream: BinaryIO, path: str, options: ReaderOptions | None = None) -> None:
         super().__init__(stream, path, options)
         self.info.format_version = FORMAT_VERSION
