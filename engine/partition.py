@@ -308,6 +308,8 @@ def replay_partition(
             finding_caps = {rid: (n, cap) for rid, n in run.sink.per_rule.items()}
             group_caps = {rule.spec.id: (ws.peak_groups, ws.max_groups) for rule, ws in run.windows}
     info = reader.info
+    if not getattr(reader, "claims_exact", True):
+        replay.order_exact = False  # some stub of another partition may be wrong
     stats = stats_document(info, replay)
     procs = replay.state.all_processes()
     parts = [
@@ -330,7 +332,9 @@ def exact_merge_possible(parts: Sequence[PartResult]) -> bool:
     Not when the partitions together may have reached a per-rule cap
     (findings, or live window groups): a whole replay would keep or drop
     other matches.  Not when a process's first or last event may have been
-    released out of order (its place among the processes is then unsure).
+    released out of order (its place among the processes is then unsure), or
+    a record's fields said otherwise than its first bytes (so a stub may be
+    wrong).
     And not when a partition ended processes at another time than the whole
     replay: that is the time of the last event it applies, which every
     partition sees last unless a realloc pairing dropped it (then no

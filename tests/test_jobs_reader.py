@@ -45,7 +45,7 @@ def _odd(kind: str, t: int, pid: int, other: int, style: str) -> bytes:
     if style == "nested":
         return json.dumps({**base, "x": {"pid": other}}, separators=(",", ":")).encode()
     if style == "escaped-kind":
-        return json.dumps(base, separators=(",", ":")).encode()[:-1] + b',"\\u006bind":"free"}'
+        return json.dumps(base, separators=(",", ":")).encode()[:-1] + b',"\\u006bind":"facts"}'
     if style == "unknown-key":
         return json.dumps({**base, "zz": [1, 2]}, separators=(",", ":")).encode()
     raise AssertionError(style)
@@ -96,16 +96,33 @@ def lines(draw, broken: bool) -> list[bytes]:
     return out
 
 
+def read_stubbed(path: str, wanted: frozenset, skip: bool) -> tuple[list, object, bool]:
+    """Events with stubs, the trace facts, and whether the reader found the
+    claims it checked exact."""
+    reader, trace_input = open_trace(path, None, ReaderOptions(skip_bad_records=skip, pids=wanted, pid_stubs=True))
+    with trace_input:
+        events = list(guarded_events(reader))
+    return events, reader.info, reader.claims_exact
+
+
 def _check_filter(tmp_path, body: list[bytes], wanted: frozenset, skip: bool) -> None:
     path = write_lines(tmp_path / "t.jsonl", body)
     everything, info, stacks = read(path, skip_bad_records=skip)
     kept, kinfo, kstacks = read(path, skip_bad_records=skip, pids=wanted)
     assert kept == [ev for ev in everything if ev.pid in wanted]
     assert kinfo == info and kstacks == stacks  # trace facts cover the whole trace
-    stubbed, _, _ = read(path, skip_bad_records=skip, pids=wanted, pid_stubs=True)
-    assert [(e.kind == STUB_KIND, e.time, e.pid, e.index, e.line) for e in stubbed] == \
-        [(e.pid not in wanted, e.time, e.pid, e.index, e.line) for e in everything]
-    assert [e for e in stubbed if e.kind != STUB_KIND] == kept
+    # With stubs, other processes' records are taken from their first bytes;
+    # the reader of the other processes (their partition) decodes them and
+    # says whether they were what they seemed.  If so, the stubbed stream is
+    # exact: own events as decoded, every other event as a stub in place.
+    stubbed, sinfo, _ = read_stubbed(path, wanted, skip)
+    _, _, others_exact = read_stubbed(path, frozenset(PIDS) - wanted, skip)
+    if skip:
+        assert others_exact  # nothing is taken on trust when skipping
+    if others_exact:
+        assert [(e.kind == STUB_KIND, e.time, e.pid, e.index, e.line) for e in stubbed] == \
+            [(e.pid not in wanted, e.time, e.pid, e.index, e.line) for e in everything]
+        assert [e for e in stubbed if e.kind != STUB_KIND] == kept and sinfo == info
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -136,6 +153,17 @@ def test_strict_reading_leaves_other_processes_records_to_their_owner(tmp_path):
     with pytest.raises(TraceError) as again:
         read(path, pids=frozenset({2}))
     assert str(again.value) == str(err.value)
+
+
+@pytest.mark.parametrize("style", ["duplicate-pid", "escaped-pid", "escaped-kind"])
+def test_a_record_that_is_not_what_it_starts_as_is_caught_by_its_owner(tmp_path, style):
+    """Partition stubs trust a record's first bytes; the partition owning the
+    pid they name decodes the record and notices (the analysis then replays
+    the trace whole)."""
+    body = [record("alloc", 1, 1, heap="0x10", address="0x10", size=1), _odd("alloc", 5, 1, 2, style)]
+    path = write_lines(tmp_path / "t.jsonl", body)
+    assert read_stubbed(path, frozenset({1}), False)[2] is False
+    assert read_stubbed(path, frozenset({2}), False)[2] is True
 
 
 def test_unclaimable_lines_are_decoded_to_find_their_process(tmp_path):

@@ -38,14 +38,17 @@ _MIB = MAX_LINE_BYTES / (1024 * 1024)
 _SKIP_CHUNK = 64 * 1024
 _new = tuple.__new__
 
-#: an event record exactly as ``heaplint convert`` and ``synth`` write it:
-#: kind, integer time and pid first, compact separators, then other known
-#: fields with plain values.  The pid filter takes kind, time and pid of such
-#: a line from its bytes and decodes only its own processes' records.  The
-#: grammar guarantees ``json.loads`` would read the same three fields: no
-#: backslash (so no escaped key), no nested object, no second kind/time/pid
-#: key.  (At most 19 digits: longer numbers are left to the decoder.)
-_EVENT_HEAD = re.compile(rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)","time":\d{1,19},"pid":(\d{1,19})[,}]')
+#: the start of an event record as ``heaplint convert`` and ``synth`` write
+#: it (kind, integer time and pid first, compact separators): the fields the
+#: pid filter reads from the bytes to skip other processes' records undecoded.
+#: (At most 19 digits: longer numbers are left to the decoder and its errors.)
+_EVENT_HEAD = re.compile(
+    rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)",'
+    rb'"time":(\d{1,19}),"pid":(\d{1,19})[,}]'
+)
+#: the whole of such a record, with only known fields and plain values: the
+#: grammar makes sure ``json.loads`` reads the same kind, time and pid (no
+#: backslash, so no escaped key; no nested object; no second kind/time/pid)
 _EVENT_LINE = re.compile(
     rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)",'
     rb'"time":(\d{1,19}),"pid":(\d{1,19})'
@@ -133,6 +136,9 @@ class JsonlReader(_CanonicalReader):
     name = "jsonl"
     description = f"{FORMAT_NAME} JSON Lines (docs/trace-format.md)"
     filters_pids = True
+    #: False once a record of this partition's processes turned out to say
+    #: other than its first bytes (see :meth:`_partition_events`)
+    claims_exact = True
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -210,22 +216,28 @@ class JsonlReader(_CanonicalReader):
     def _partition_events(self) -> Iterator[HeapEvent]:
         """The events of ``options.pids`` (others dropped or stubbed), decoding
         other processes' records only when their kind, time and pid cannot be
-        read safely from the raw bytes.
+        read from the raw bytes.
 
-        A record is *claimed* from its bytes when the whole line matches
-        :data:`_EVENT_LINE`, which fixes kind, time and pid exactly as
-        ``json.loads`` would read them.  Claimed records of
-        other processes are counted as events (for ``index``) without being
-        validated: a malformed one is reported by the partition that owns its
-        pid, which is what makes the whole analysis fail.  So with
-        ``skip_bad_records`` nothing is claimed: a skipped record must not
-        count as an event anywhere.
+        A record is *claimed* from its bytes when it starts as
+        :data:`_EVENT_HEAD`.  Claimed records of other processes are counted
+        as events (for ``index``) without being validated: a malformed one is
+        reported by the partition that owns its pid, which is what makes the
+        whole analysis fail.  So with ``skip_bad_records`` nothing is claimed:
+        a skipped record must not count as an event anywhere.
+
+        Without stubs the whole line must also match :data:`_EVENT_LINE`,
+        which fixes kind, time and pid exactly as ``json.loads`` would read
+        them.  With stubs (partitions of one analysis) the start is trusted,
+        and the owner of the claimed pid, which decodes the record, checks it:
+        a record whose fields say otherwise than its start (a repeated or
+        escaped key) clears :attr:`claims_exact` there, and the analysis then
+        replays the trace whole.
         """
         pids = self.options.pids
         assert pids is not None
         stubs = self.options.pid_stubs
         head = None if self.options.skip_bad_records else _EVENT_HEAD.match
-        claim = _EVENT_LINE.fullmatch
+        claim = None if stubs else _EVENT_LINE.fullmatch
         mult = self.decoder.mult
         #: pid text -> (pid, ours?); pid -> ours?  (``pid in pids`` is asked
         #: once per process, in input order, as PidPartition needs)
@@ -247,13 +259,11 @@ class JsonlReader(_CanonicalReader):
                 if len(raw) > cap and raw[-1] != 10:
                     self._skip_long_line(line_no)
                     continue
+                claimed = None
                 if head is not None:
-                    # the pid as the line starts (cheap); a line that seems to
-                    # be another process's is skipped only if it matches the
-                    # whole grammar, which makes sure of kind, time and pid
                     m = head(raw)
                     if m is not None:
-                        text = m.group(1)
+                        text = m.group(2)
                         known = by_text.get(text)
                         if known is None:
                             pid = int(text)
@@ -262,13 +272,14 @@ class JsonlReader(_CanonicalReader):
                                 mine = ours[pid] = pid in pids
                             known = by_text[text] = (pid, mine)
                         if not known[1]:
-                            m = claim(raw)
-                            if m is not None:
+                            if claim is None or claim(raw) is not None:
                                 if stubs:
                                     yield _new(HeapEvent, (STUB_KIND, int(m.group(1)) * mult, known[0], 0, 0, 0, 0,
                                                            0, None, 0, None, 0, None, index, line_no))
                                 index += 1
                                 continue
+                        elif claim is None:
+                            claimed = m
                 try:
                     rec = loads(raw.decode())
                 except (ValueError, RecursionError) as err:
@@ -284,6 +295,10 @@ class JsonlReader(_CanonicalReader):
                 except BadRecord as err:
                     self.bad_record(str(err), line=line_no)
                     continue
+                if claimed is not None and (
+                    ev is None or ev.pid != int(claimed.group(2)) or ev.time != int(claimed.group(1)) * mult
+                ):
+                    self.claims_exact = False
                 if ev is not None:
                     index += 1
                     mine = ours.get(ev.pid)
