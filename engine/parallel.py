@@ -19,6 +19,7 @@ raises :class:`WorkerCrash`.  Ctrl-C terminates the workers.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -267,7 +268,16 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int, start_method: 
     futures: list[Future] = []
     clean = False
     try:
-        futures = [pool.submit(fn, item) for item in items]
+        if start_method == "fork":
+            # workers are forked at the first submit: keep what they inherit
+            # out of their garbage collections, which would otherwise walk
+            # (and so copy, page by page) all of it again in every worker
+            gc.freeze()
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+        finally:
+            if start_method == "fork":
+                gc.unfreeze()
         extra = while_waiting() if while_waiting is not None else None
         try:
             results = [f.result() for f in futures]

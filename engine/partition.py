@@ -88,8 +88,8 @@ class PartitionReplay(Replay):
 
     Set :attr:`index_is_position` when the reader numbers events (``index``)
     in the order it yields them, stubs included (the canonical readers): an
-    event's input position is then its index (checked as it goes);
-    otherwise every own event's position is remembered until it comes out.
+    event's input position is then its index; otherwise every own event's
+    position is remembered until it comes out.
     """
 
     def __post_init__(self) -> None:
@@ -114,19 +114,23 @@ class PartitionReplay(Replay):
         it) and whether they are older than the reorder window allows."""
         marks = self._marks
         window = self.options.reorder_window_ns
-        by_index = self.index_is_position
-        cutoff = None  # the newest time so far, minus the window
+        cutoff = -(1 << 63)  # the newest time so far, minus the window
+        if self.index_is_position:
+            for ev in events:
+                t = ev.time
+                if t < cutoff:
+                    if ev.kind != STUB_KIND:
+                        marks[id(ev)] = (ev, -1, True)
+                elif t - window > cutoff:
+                    cutoff = t - window
+                yield ev
+            return
         seq = 0
         for ev in events:
             t = ev.time
-            if by_index:
-                if ev.index != seq:
-                    self.order_exact = False
-                if cutoff is not None and t < cutoff and ev.kind != STUB_KIND:
-                    marks[id(ev)] = (ev, -1, True)
-            elif ev.kind != STUB_KIND:
-                marks[id(ev)] = (ev, seq, cutoff is not None and t < cutoff)
-            if cutoff is None or t - window > cutoff:
+            if ev.kind != STUB_KIND:
+                marks[id(ev)] = (ev, seq, t < cutoff)
+            if t - window > cutoff:
                 cutoff = t - window
             seq += 1
             yield ev

@@ -296,7 +296,7 @@ class JsonlReader(_CanonicalReader):
                     self.bad_record(str(err), line=line_no)
                     continue
                 if claimed is not None and (
-                    ev is None or ev.pid != int(claimed.group(2)) or ev.time != int(claimed.group(1)) * mult
+                    ev is None or ev.pid != known[0] or ev.time != int(claimed.group(1)) * mult
                 ):
                     self.claims_exact = False
                 if ev is not None:
