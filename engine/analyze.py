@@ -16,6 +16,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent
 from heaplint.engine.findings import AnalysisResult, Finding, Severity, TraceResult
+from heaplint.engine.partition import process_series
 from heaplint.engine.progress import Progress
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
 from heaplint.engine.replay import Replay, ReplayOptions
@@ -37,6 +38,7 @@ def analyze(
     replay_options: ReplayOptions | None = None,
     fail_on: Severity | None = Severity.ERROR,
     ruleset=None,
+    jobs: int = 1,
     progress: bool = False,
 ) -> AnalysisResult:
     """Analyse each trace with the configured rules.
@@ -46,16 +48,34 @@ def analyze(
     current directory when ``config_path`` is not given.  Raises
     ErrorCollection for rule or config problems.  A trace that cannot be read
     whole does not stop the others: its error goes to ``result.errors``, which
-    makes the exit status 2."""
-    from heaplint.rules.ruleset import load_ruleset
+    makes the exit status 2.
+
+    ``jobs`` > 1 replays in that many worker processes (0: one per CPU):
+    traces side by side, or the processes of a trace (see
+    :mod:`heaplint.engine.parallel`); the result is the same as with 1.  A
+    ``ruleset`` passed in must come from
+    :meth:`heaplint.engine.parallel.RuleSetArgs.load` for workers that cannot
+    inherit it (platforms without fork); otherwise the run stays in-process."""
+    from heaplint.engine.parallel import AnalysisSpec, Failed, RuleSetArgs, resolve_jobs, ruleset_args, run_traces
 
     if ruleset is None:
-        ruleset = load_ruleset(
+        ruleset = RuleSetArgs.of(
             rule_paths, no_builtin=no_builtin, config_path=config_path, use_config=use_config,
-            enable=enable, disable=disable, params=params or {},
-        )
+            enable=enable, disable=disable, params=params,
+        ).load()
     results: list[TraceResult] = []
     errors: list[str] = []
+    jobs = resolve_jobs(jobs)
+    if jobs > 1:
+        spec = AnalysisSpec(ruleset_args(ruleset), input_format, reader_options, replay_options)
+        for outcome in run_traces(traces, spec, jobs, ruleset):
+            if isinstance(outcome, Failed):
+                if not isinstance(outcome.error, TraceError):
+                    raise outcome.error
+                errors.append(str(outcome.error))
+            else:
+                results.append(outcome)
+        return AnalysisResult(results, ruleset.meta, fail_on, errors=errors)
     for path in traces:
         try:
             results.append(analyze_trace(ruleset, path, input_format=input_format, reader_options=reader_options,
@@ -77,7 +97,7 @@ def analyze_trace(
     """Replay one trace with the enabled rules of ``ruleset``.  With
     ``progress``, a bar on stderr shows how far reading is once the trace has
     taken more than a couple of seconds (the caller decides: a terminal and
-    no --quiet)."""
+    no --quiet; parallel runs show none)."""
     from heaplint.rules.runtime import RuleRun
 
     reader, trace_input = open_trace(path, input_format, reader_options)
@@ -110,8 +130,5 @@ def heap_series(replay: Replay) -> dict[tuple[int, int], list[tuple[int, int]]]:
     """Live bytes over time per (pid, heap handle), from the bounded series."""
     out: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for proc in replay.state.all_processes():
-        for heap in proc.all_heaps():
-            points = [(b.start, b.last) for b in heap.series.snapshot()]
-            if points:
-                out[(proc.pid, heap.handle)] = points
+        out.update(process_series(proc))
     return out

@@ -99,6 +99,12 @@ class WindowState:
             g = groups[key] = Group(self.n_totals, self.n_extrema)
             if len(groups) > self.peak_groups:
                 self.peak_groups = len(groups)
+        elif g.last < b - BUCKETS + 1:
+            # idle for a whole window: start afresh, exactly as if a sweep had
+            # evicted it, so that results never depend on when sweeps run
+            # (every SWEEP_EVERY events of this rule, a count that differs
+            # between a whole replay and a parallel partition)
+            g = groups[key] = Group(self.n_totals, self.n_extrema)
         self._expire(g, b)
         if b > g.last:
             g.last = b

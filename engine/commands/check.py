@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from heaplint.engine.analyze import analyze
-from heaplint.engine.commands.common import add_trace_options, reader_options, replay_options
+from heaplint.engine.commands.common import add_trace_options, jobs_option, reader_options, replay_options
 from heaplint.engine.commands.report_options import add_report_arguments, emit_reports
 from heaplint.engine.commands.rule_options import add_rule_options, load_rules
 from heaplint.engine.findings import AnalysisResult
@@ -42,6 +42,7 @@ def analyze_args(args: argparse.Namespace) -> AnalysisResult:
         input_format=args.input_format,
         reader_options=reader_options(args),
         replay_options=replay_options(args),
+        jobs=jobs_option(args),
         progress=progress_wanted(getattr(args, "quiet", False)),
     )
 

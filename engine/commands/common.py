@@ -24,7 +24,7 @@ def duration_arg(text: str) -> int:
 
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
-    """--input-format, --skip-bad-records, --reorder-window, --pair-window, --realloc-mode."""
+    """--input-format, --skip-bad-records, --reorder-window, --pair-window, --realloc-mode, --jobs."""
     g = parser.add_argument_group("reading and replay")
     g.add_argument(
         "--input-format",
@@ -57,6 +57,32 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
         help="how moving reallocs are counted: auto-detect inner Alloc/Free pairs (default), "
         "standalone (apply every record), paired (inner records carry the move)",
     )
+    g.add_argument(
+        "--jobs",
+        type=jobs_arg,
+        default=1,
+        metavar="N",
+        help="replay in N worker processes: one trace per process, or the processes of one trace "
+        "split among them; 0 = one per CPU (default 1). The output is the same for every N",
+    )
+
+
+def jobs_arg(text: str) -> int:
+    """argparse type: --jobs N (0 = one per CPU)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of processes (0 = one per CPU), got '{text}'")
+    return value
+
+
+def jobs_option(args: argparse.Namespace) -> int:
+    """The number of worker processes ``--jobs`` asks for (0 resolved to the CPU count)."""
+    from heaplint.engine.parallel import resolve_jobs
+
+    return resolve_jobs(getattr(args, "jobs", 1))
 
 
 def reader_options(args: argparse.Namespace) -> ReaderOptions:

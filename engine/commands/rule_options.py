@@ -37,11 +37,12 @@ def param_overrides(args: argparse.Namespace) -> dict[str, str]:
     return out
 
 
-def load_rules(args: argparse.Namespace, extra_paths: list[str] | None = None):
-    """The RuleSet the options describe."""
-    from heaplint.rules.ruleset import load_ruleset
+def rule_set_args(args: argparse.Namespace, extra_paths: list[str] | None = None):
+    """The options as :class:`heaplint.engine.parallel.RuleSetArgs` (picklable,
+    so that ``--jobs`` workers can build the same rule set)."""
+    from heaplint.engine.parallel import RuleSetArgs
 
-    return load_ruleset(
+    return RuleSetArgs.of(
         [*(getattr(args, "rules", None) or []), *(extra_paths or [])],
         no_builtin=args.no_builtin,
         config_path=args.config,
@@ -50,3 +51,8 @@ def load_rules(args: argparse.Namespace, extra_paths: list[str] | None = None):
         disable=args.disable,
         params=param_overrides(args),
     )
+
+
+def load_rules(args: argparse.Namespace, extra_paths: list[str] | None = None):
+    """The RuleSet the options describe (it remembers them: ``ruleset.load_args``)."""
+    return rule_set_args(args, extra_paths).load()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from heaplint.engine.commands.common import add_trace_options, reader_options, replay_options
+from heaplint.engine.commands.common import add_trace_options, jobs_option, reader_options, replay_options
 from heaplint.engine.output import write_atomic
-from heaplint.engine.readers import guarded_events, open_trace
-from heaplint.engine.replay import Replay
+from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
+from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.stats import STATS_SCHEMA_VERSION, stats_document
 from heaplint.engine.units import format_duration, format_size
 
@@ -28,16 +28,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def replay_trace(path: str, args: argparse.Namespace) -> dict:
     """Replay one trace with the command-line options; return its stats document."""
-    ropts = replay_options(args)
-    reader, trace_input = open_trace(path, args.input_format, reader_options(args))
+    return replay_trace_with(path, args.input_format, reader_options(args), replay_options(args))
+
+
+def replay_trace_with(
+    path: str, input_format: str | None, ropts: ReaderOptions | None, options: ReplayOptions | None
+) -> dict:
+    """Replay one trace; return its stats document."""
+    reader, trace_input = open_trace(path, input_format, ropts)
     with trace_input:
-        replay = Replay(ropts)
+        replay = Replay(options or ReplayOptions())
         replay.run(guarded_events(reader))
         return stats_document(reader.info, replay)
 
 
+def stats_documents(args: argparse.Namespace) -> list[dict]:
+    """The stats document of every trace, replayed in ``--jobs`` processes."""
+    jobs = jobs_option(args)
+    if jobs == 1:
+        return [replay_trace(path, args) for path in args.traces]
+    from heaplint.engine.parallel import AnalysisSpec, Failed, run_traces
+
+    spec = AnalysisSpec(None, args.input_format, reader_options(args), replay_options(args))
+    docs = []
+    for outcome in run_traces(args.traces, spec, jobs):
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        docs.append(outcome)
+    return docs
+
+
 def run(args: argparse.Namespace) -> int:
-    docs = [replay_trace(path, args) for path in args.traces]
+    docs = stats_documents(args)
     if args.format == "json":
         payload = {"heaplint_stats": STATS_SCHEMA_VERSION, "traces": docs}
         data = (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode()

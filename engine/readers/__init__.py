@@ -15,7 +15,7 @@ from typing import Iterator
 
 from heaplint.engine.errors import TraceError, UsageError
 from heaplint.engine.events import HeapEvent
-from heaplint.engine.readers.base import ReaderOptions, TraceInput, TraceReader
+from heaplint.engine.readers.base import ReaderOptions, TraceInput, TraceReader, filter_pids
 
 #: format name -> "module:Class".  Sniffing tries them in this order, so the
 #: most specific signatures (binary magic) come first.
@@ -88,9 +88,14 @@ def open_trace(
 
 
 def guarded_events(reader: TraceReader) -> Iterator[HeapEvent]:
-    """``reader.events()`` with decompression failures turned into TraceErrors."""
+    """``reader.events()`` with decompression failures turned into TraceErrors
+    (and ``ReaderOptions.pids`` applied when the reader does not do it)."""
+    events = reader.events()
+    pids = reader.options.pids
+    if pids is not None and not reader.filters_pids:
+        events = filter_pids(events, pids, reader.options.pid_stubs)
     try:
-        yield from reader.events()
+        yield from events
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise TraceError(
             f"truncated or corrupt compressed data ({err or type(err).__name__}); "

@@ -12,7 +12,7 @@ import io
 import sys
 import zipfile
 from dataclasses import dataclass
-from typing import BinaryIO, ClassVar, Iterator
+from typing import BinaryIO, ClassVar, Container, Iterable, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, StackTable, TraceInfo
@@ -28,6 +28,37 @@ class ReaderOptions:
     #: skip malformed records, count them in ``TraceInfo.bad_records``, instead
     #: of raising a located :class:`TraceError`
     skip_bad_records: bool = False
+    #: yield only the events of these processes (a frozenset, or any container
+    #: asked ``pid in pids`` once per event in input order, such as
+    #: :class:`heaplint.engine.partition.PidPartition`); None = every process.
+    #: Trace facts, stacks and bad-record counts still cover the whole trace.
+    pids: Container[int] | None = None
+    #: with ``pids``: yield the other processes' events as stubs (kind
+    #: :data:`STUB_KIND`; only time, pid, index and line are meaningful) instead
+    #: of dropping them, so that a replay can order one partition exactly as the
+    #: whole trace (see :mod:`heaplint.engine.partition`)
+    pid_stubs: bool = False
+
+
+#: the kind of a stub event (no :class:`~heaplint.engine.events.Kind` has it)
+STUB_KIND = 0
+_new = tuple.__new__
+
+
+def stub_event(time: int, pid: int, index: int, line: int) -> HeapEvent:
+    """A stand-in for another partition's event: where it is in time and input."""
+    return _new(HeapEvent, (STUB_KIND, time, pid, 0, 0, 0, 0, 0, None, 0, None, 0, None, index, line))
+
+
+def filter_pids(events: Iterable[HeapEvent], pids: Container[int], stubs: bool) -> Iterator[HeapEvent]:
+    """The events of ``pids`` (others dropped, or replaced by stubs): the
+    generic form of ``ReaderOptions.pids`` for readers that do not filter
+    themselves (``TraceReader.filters_pids``).  Decoding still costs in full."""
+    for ev in events:
+        if ev.pid in pids:
+            yield ev
+        elif stubs:
+            yield stub_event(ev.time, ev.pid, ev.index, ev.line)
 
 
 class TraceReader:
@@ -40,6 +71,12 @@ class TraceReader:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: True when :meth:`events` applies ``options.pids`` itself (cheaply, before
+    #: decoding); otherwise :func:`~heaplint.engine.readers.guarded_events` does
+    filters_pids: ClassVar[bool] = False
+    #: True when ``HeapEvent.index`` counts the events in the order
+    #: :meth:`events` yields them (stubs included), as the canonical readers do
+    index_is_position: ClassVar[bool] = False
 
     def __init__(self, stream: BinaryIO, path: str, options: ReaderOptions | None = None) -> None:
         self.stream = stream

@@ -1,0 +1,91 @@
+"""Speed-up of ``heaplint check --jobs N`` over ``--jobs 1`` (docs/performance.md,
+"Parallel replay").
+
+    python benchmarks/parallel_speedup.py TRACE [--jobs 2] [--runs 3] [-- CHECK OPTIONS...]
+
+Two measurements, because the machine may be shared:
+
+* wall clock of the real command, ``--jobs 1`` and ``--jobs N`` alternated,
+  median of ``--runs``, with the load average before and after;
+* CPU seconds of each part done in one process (the whole replay; each
+  partition): with N idle cores the parallel run takes about the parent's
+  share (loading rules, merging) plus its slowest partition, so
+  ``whole / (parent + slowest partition)`` is the speed-up the design allows
+  whatever else runs on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def cpu_estimate(trace: str, jobs: int, check_args: list[str]) -> dict[str, float]:
+    """CPU seconds: rules loading (parent), whole replay, each partition, merge."""
+    from heaplint.engine.analyze import analyze_trace
+    from heaplint.engine.commands.check import add_arguments
+    from heaplint.engine.commands.common import reader_options, replay_options
+    from heaplint.engine.commands.rule_options import load_rules
+    from heaplint.engine.partition import is_trace_scope, merge_parts, replay_partition
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([trace, *check_args])
+    t0 = time.process_time()
+    rules = load_rules(args)
+    t1 = time.process_time()
+    kw = dict(input_format=args.input_format, reader_options=reader_options(args), replay_options=replay_options(args))
+    analyze_trace(rules, trace, **kw)
+    t2 = time.process_time()
+    parts, times = [], []
+    for i in range(jobs):
+        s = time.process_time()
+        parts.append(replay_partition(trace, i, jobs, rules=rules.enabled, **kw))
+        times.append(time.process_time() - s)
+    s = time.process_time()
+    merged = merge_parts(parts, [r for r in rules.enabled if is_trace_scope(r)])
+    merge = time.process_time() - s
+    assert merged is not None, "the merge declined: the trace is replayed whole"
+    return {"rules": t1 - t0, "whole": t2 - t1, "slowest": max(times), "sum": sum(times), "merge": merge}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("trace")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("check_args", nargs="*", help="options for heaplint check (after --)")
+    opts = parser.parse_args()
+    base = [sys.executable, "-m", "heaplint.engine", "check", opts.trace, "-o", os.devnull, *opts.check_args]
+    load_before = os.getloadavg()
+    one, many = [], []
+    for _ in range(opts.runs):
+        one.append(wall([*base, "--jobs", "1"]))
+        many.append(wall([*base, "--jobs", str(opts.jobs)]))
+    load_after = os.getloadavg()
+    m1, mn = statistics.median(one), statistics.median(many)
+    print(f"wall clock, median of {opts.runs}: --jobs 1 {m1:.2f} s, --jobs {opts.jobs} {mn:.2f} s, "
+          f"speed-up {m1 / mn:.2f}x")
+    print(f"  runs: jobs 1 {[round(x, 2) for x in one]}, jobs {opts.jobs} {[round(x, 2) for x in many]}")
+    print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+    cpu = cpu_estimate(opts.trace, opts.jobs, opts.check_args)
+    serial = cpu["rules"] + cpu["whole"]
+    parallel = cpu["rules"] + cpu["slowest"] + cpu["merge"]
+    print(f"CPU seconds: rules {cpu['rules']:.2f}, whole replay {cpu['whole']:.2f}, partitions "
+          f"{cpu['sum']:.2f} (slowest {cpu['slowest']:.2f}), merge {cpu['merge']:.3f}; "
+          f"speed-up on {opts.jobs} idle cores about {serial / parallel:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

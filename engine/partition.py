@@ -1,0 +1,424 @@
+"""Replaying one partition (a subset of the processes) of a trace, and merging
+partitions back into the result of replaying the whole trace.
+
+The processes of a trace are independent: no heap, block or rule group spans
+two of them.  What they share is the *order* of events: the replay's reorder
+window releases an event once a newer one (of any process) is far enough
+ahead, realloc pairing looks at what is buffered at that moment, disorder
+beyond the window is counted trace-wide, and process-end rules at trace end
+see the trace's last time.  So a partition does not simply drop the other
+processes' records: its reader turns them into *stubs* (time and pid only;
+the canonical JSONL reader reads both from the raw bytes without decoding the
+record), :class:`PartitionReplay` orders stubs and its own events together
+with the unchanged ordering stage, and drops the stubs before the state sees
+them.  Each partition therefore applies its events at the same points, with
+the same counters, as a replay of the whole trace, and the merge is exact:
+
+* processes are assigned to partitions round-robin in order of first
+  appearance (:class:`PidPartition`; every partition reads the same input, so
+  every partition makes the same assignment without a pre-pass);
+* processes merge in the order the whole replay lists them (finished ones in
+  the order they ended, then live ones in order of appearance), using the
+  stream position at which each appeared and ended;
+* counters over the whole stream (events, reordered, out of order) are the
+  same in every partition; realloc pairs are counted by their process's
+  partition and summed;
+* ``scope: trace`` rules run once, in the parent, on the merged facts
+  (:func:`merge_parts`);
+* findings are capped per rule and window groups per rule: when the
+  partitions together come near a cap, the merge could differ from a whole
+  replay, so :func:`merge_parts` returns None and the caller replays the trace
+  whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from heaplint.engine.events import HeapEvent, Kind, TraceInfo
+from heaplint.engine.findings import Finding, ProcessQuality, TraceQuality, TraceResult
+from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
+from heaplint.engine.readers.base import STUB_KIND
+from heaplint.engine.replay import Replay, ReplayCounters, ReplayOptions
+from heaplint.engine.state import ProcessState
+from heaplint.engine.stats import stats_document, trace_quality
+
+_PROCESS_START = int(Kind.PROCESS_START)
+
+
+class PidPartition:
+    """Partition ``index`` of ``count``: ``pid in partition`` assigns each new
+    pid, in the order they are asked about, to partition ``0, 1, ..., count-1,
+    0, ...`` and says whether it is this one.  Readers ask once per event in
+    input order, so partitions reading the same input agree without talking.
+    One object per reading (it remembers the assignment)."""
+
+    __slots__ = ("index", "count", "owners")
+
+    def __init__(self, index: int, count: int) -> None:
+        if not 0 <= index < count:
+            raise ValueError(f"partition {index} of {count}")
+        self.index = index
+        self.count = count
+        self.owners: dict[int, int] = {}
+
+    def __contains__(self, pid: object) -> bool:
+        owners = self.owners
+        owner = owners.get(pid)  # type: ignore[call-overload]
+        if owner is None:
+            owner = owners[pid] = len(owners) % self.count  # type: ignore[index]
+        return owner == self.index
+
+    def __repr__(self) -> str:
+        return f"PidPartition({self.index}, {self.count})"
+
+
+class PartitionReplay(Replay):
+    """A :class:`Replay` of one partition's event stream (own events plus
+    stubs): stubs take part in ordering but never reach the state.
+
+    For the merge it remembers, per process, where it stands in a whole
+    replay's ``all_processes()`` (:meth:`order_key`), and it ends processes
+    still alive at the time of the last event the ordering stage released,
+    stub or not (:attr:`trace_last_time`).  Both are exact unless the
+    partition says otherwise (:attr:`order_exact`, :attr:`last_is_own`; see
+    :func:`exact_merge_possible`).
+
+    Set :attr:`index_is_position` when the reader numbers events (``index``)
+    in the order it yields them, stubs included (the canonical readers): an
+    event's input position is then its index; otherwise every own event's
+    position is remembered until it comes out.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.index_is_position = False
+        #: time of the last event released by the ordering stage (own or stub)
+        self.trace_last_time: int | None = None
+        #: whether that event was one of this partition's
+        self.last_is_own = False
+        #: False when some order key may be wrong (see :meth:`_own`)
+        self.order_exact = True
+        self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
+        #: id(event) -> (event, input position or -1, older than the window)
+        self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}
+        self._streamed = False
+
+    def events(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
+        return self._own(super().events(self._numbered(events)))
+
+    def _numbered(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
+        """Mark own events with their input position (unless the index is
+        it) and whether they are older than the reorder window allows."""
+        marks = self._marks
+        window = self.options.reorder_window_ns
+        cutoff = -(1 << 63)  # the newest time so far, minus the window
+        if self.index_is_position:
+            for ev in events:
+                t = ev.time
+                if t < cutoff:
+                    if ev.kind != STUB_KIND:
+                        marks[id(ev)] = (ev, -1, True)
+                elif t - window > cutoff:
+                    cutoff = t - window
+                yield ev
+            return
+        seq = 0
+        for ev in events:
+            t = ev.time
+            if ev.kind != STUB_KIND:
+                marks[id(ev)] = (ev, seq, t < cutoff)
+            if t - window > cutoff:
+                cutoff = t - window
+            seq += 1
+            yield ev
+
+    def _own(self, stream: Iterator[HeapEvent]) -> Iterator[HeapEvent]:
+        """Own events of the ordered stream, with order keys for processes.
+
+        The ordering stage releases events in (time, input position) order,
+        except an event older than the last one released, which it releases
+        at once ("late").  So (time, position) orders the processes' first
+        and last events across partitions unless one was late.  An event
+        within the reorder window of the newest time before it is not late;
+        an older one is late if it is older than an event released before it,
+        and may be when realloc pairing dropped events since the newest one
+        released (then its key is unsure: :attr:`order_exact`)."""
+        self._streamed = True
+        state = self.state
+        processes = state.processes
+        finished = state.finished
+        marks = self._marks
+        keys = self._keys
+        counters = self.counters
+        by_index = self.index_is_position
+        last = None
+        own = False
+        top = -(1 << 63)  # the newest time out of the stage so far
+        top_drops = 0  # realloc pairs dropped when it came out
+        count = 0
+        for ev in stream:
+            t = ev.time
+            last = t
+            if ev.kind == STUB_KIND:
+                if t >= top:
+                    top = t
+                    top_drops = counters.paired_inner
+                own = False
+                continue
+            own = True
+            # only a process's first event and process records change the
+            # process lists; look at them after the event was applied
+            watch = ev.kind >= _PROCESS_START or ev.pid not in processes
+            if watch:
+                late = t < top or counters.paired_inner != top_drops
+                done = len(finished)
+            if t >= top:
+                top = t
+                top_drops = counters.paired_inner
+            yield ev
+            mark = marks.pop(id(ev), None) if marks else None
+            if not by_index:
+                count += 1
+                if count & 0xFFFF == 0:
+                    # marks of events older than one released, never seen
+                    # here, were dropped by realloc pairing: forget them
+                    stale = [k for k, m in marks.items() if m[0].time < top]
+                    for k in stale:
+                        del marks[k]
+            if watch:
+                if mark is not None and mark[0] is not ev:
+                    mark = None
+                if by_index:
+                    key = (ev.time, ev.index)
+                    unsure = mark is not None and late
+                else:
+                    key = (ev.time, mark[1] if mark is not None else -1)
+                    unsure = mark is None or (mark[2] and late)
+                if unsure:
+                    self.order_exact = False
+                proc = processes.get(ev.pid)
+                if proc is not None and id(proc) not in keys:
+                    keys[id(proc)] = (1, *key)
+                for p in finished[done:]:
+                    keys[id(p)] = (0, *key)
+        self.trace_last_time = last
+        self.last_is_own = own
+        marks.clear()
+
+    def finish(self) -> None:
+        if not self._streamed:  # pragma: no cover - guards a change in Replay.run
+            raise RuntimeError("PartitionReplay needs Replay.run to read its events through Replay.events()")
+        self.last_time = self.trace_last_time
+        super().finish()
+
+    def order_key(self, proc: ProcessState) -> tuple[int, int, int]:
+        """Where ``proc`` stands in a whole replay's ``all_processes()``:
+        finished ones (0, ...) by their last event, then live ones (1, ...) by
+        their first, each as (time, input position)."""
+        return self._keys[id(proc)]
+
+
+@dataclass
+class ProcessPart:
+    """One process of a partition, with everything the merge needs."""
+
+    key: tuple[int, int, int]
+    pid: int
+    image: str | None
+    start_seen: bool
+    end_seen: bool
+    first_time: int
+    last_time: int
+    stats: dict[str, Any]  # its entry of the stats document's "processes"
+    quality: ProcessQuality
+    series: list[tuple[tuple[int, int], list[tuple[int, int]]]]
+
+
+@dataclass
+class PartResult:
+    """What one partition of one trace produced (picklable)."""
+
+    path: str
+    info: TraceInfo
+    counters: ReplayCounters
+    last_time: int | None
+    last_is_own: bool
+    order_exact: bool
+    quality: TraceQuality
+    stats: dict[str, Any]  # the stats document without its processes
+    processes: list[ProcessPart]
+    findings: list[Finding] = field(default_factory=list)
+    #: rule id -> (findings made, cap) and (peak window groups, cap)
+    finding_caps: dict[str, tuple[int, int]] = field(default_factory=dict)
+    group_caps: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def is_trace_scope(rule: Any) -> bool:
+    """Whether ``rule`` is an end rule with ``scope: trace`` (run once per trace)."""
+    from heaplint.rules.model import END_RULE
+
+    return rule.trigger == END_RULE and rule.scope == "trace"
+
+
+def process_series(proc: ProcessState) -> list[tuple[tuple[int, int], list[tuple[int, int]]]]:
+    """Live bytes over time of each heap of ``proc`` (see ``TraceResult.series``)."""
+    out = []
+    for heap in proc.all_heaps():
+        points = [(b.start, b.last) for b in heap.series.snapshot()]
+        if points:
+            out.append(((proc.pid, heap.handle), points))
+    return out
+
+
+def replay_partition(
+    path: str,
+    index: int,
+    count: int,
+    *,
+    rules: Sequence[Any] | None = None,
+    input_format: str | None = None,
+    reader_options: ReaderOptions | None = None,
+    replay_options: ReplayOptions | None = None,
+    index_is_position: bool | None = None,
+) -> PartResult:
+    """Replay partition ``index`` of ``count`` of the trace at ``path``,
+    evaluating ``rules`` (compiled rules; ``scope: trace`` ones are left to
+    :func:`merge_parts`) when given.  ``index_is_position`` overrides what
+    the reader says (see :class:`PartitionReplay`)."""
+    ropts = dataclasses.replace(reader_options or ReaderOptions(), pids=PidPartition(index, count), pid_stubs=True)
+    options = replay_options or ReplayOptions()
+    reader, trace_input = open_trace(path, input_format, ropts)
+    findings: list[Finding] = []
+    finding_caps: dict[str, tuple[int, int]] = {}
+    group_caps: dict[str, tuple[int, int]] = {}
+    with trace_input:
+        if rules is None:
+            replay = PartitionReplay(options)
+            replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
+            replay.run(guarded_events(reader))
+        else:
+            from heaplint.rules.runtime import RuleRun
+
+            run = RuleRun([r for r in rules if not is_trace_scope(r)], reader.info, reader.stacks, trace=path)
+            replay = PartitionReplay(options, on_process_end=run.on_process_end)
+            replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
+            run.attach(replay)
+            replay.run(guarded_events(reader), run.on_event)
+            findings = run.finish(reader.stacks)
+            cap = run.sink.max_per_rule
+            finding_caps = {rid: (n, cap) for rid, n in run.sink.per_rule.items()}
+            group_caps = {rule.spec.id: (ws.peak_groups, ws.max_groups) for rule, ws in run.windows}
+    info = reader.info
+    if not getattr(reader, "claims_exact", True):
+        replay.order_exact = False  # some stub of another partition may be wrong
+    stats = stats_document(info, replay)
+    procs = replay.state.all_processes()
+    parts = [
+        ProcessPart(
+            key=replay.order_key(p), pid=p.pid, image=p.image, start_seen=p.start_seen, end_seen=p.end_seen,
+            first_time=p.first_time, last_time=p.last_time, stats=doc, quality=q, series=process_series(p),
+        )
+        for p, doc, q in zip(procs, stats.pop("processes"), trace_quality(info, replay).processes)
+    ]
+    return PartResult(
+        path=path, info=info, counters=replay.counters, last_time=replay.last_time,
+        last_is_own=replay.last_is_own, order_exact=replay.order_exact, quality=trace_quality(info, replay), stats=stats, processes=parts, findings=findings,
+        finding_caps=finding_caps, group_caps=group_caps,
+    )
+
+
+def exact_merge_possible(parts: Sequence[PartResult]) -> bool:
+    """Whether merging ``parts`` gives exactly what a whole replay gives.
+
+    Not when the partitions together may have reached a per-rule cap
+    (findings, or live window groups): a whole replay would keep or drop
+    other matches.  Not when a process's first or last event may have been
+    released out of order (its place among the processes is then unsure), or
+    a record's fields said otherwise than its first bytes (so a stub may be
+    wrong).
+    And not when a partition ended processes at another time than the whole
+    replay: that is the time of the last event it applies, which every
+    partition sees last unless a realloc pairing dropped it (then no
+    partition, or several, see their own event last)."""
+    if not all(p.order_exact for p in parts):
+        return False
+    owners = [p for p in parts if p.last_is_own]
+    if len(owners) != 1:
+        if owners or any(p.last_time is not None for p in parts):
+            return False
+    elif any(p.last_time != owners[0].last_time for p in parts):
+        return False
+    for caps in ("finding_caps", "group_caps"):
+        totals: dict[str, int] = {}
+        limits: dict[str, int] = {}
+        for part in parts:
+            for rid, (n, cap) in getattr(part, caps).items():
+                totals[rid] = totals.get(rid, 0) + n
+                limits[rid] = cap
+        if any(totals[rid] >= limits[rid] for rid in totals):
+            return False
+    return True
+
+
+def merge_parts(parts: Sequence[PartResult], trace_rules: Sequence[Any] | None = None) -> TraceResult | None:
+    """The TraceResult a whole replay of the trace gives, from all of its
+    partitions (in partition order); ``trace_rules`` are its ``scope: trace``
+    rules.  None when :func:`exact_merge_possible` says no."""
+    if not exact_merge_possible(parts):
+        return None
+    first = parts[0]
+    procs = sorted((p for part in parts for p in part.processes), key=lambda p: p.key)
+    counters = dataclasses.replace(first.counters, paired_inner=sum(p.counters.paired_inner for p in parts))
+    info = first.info
+    quality = dataclasses.replace(first.quality, processes=[p.quality for p in procs])
+    stats = dict(first.stats)
+    stats["paired_realloc_records"] = counters.paired_inner
+    stats["quality"] = {**stats["quality"], "summary": quality.summary(), "inconclusive": quality.inconclusive}
+    stats["processes"] = [p.stats for p in procs]
+    series: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for p in procs:
+        for key, points in p.series:
+            series[key] = points
+    findings = [f for part in parts for f in part.findings]
+    if trace_rules:
+        findings += trace_scope_findings(trace_rules, first.path, info, counters, first.last_time, procs)
+    findings.sort(key=Finding.sort_key)
+    return TraceResult(path=first.path, info=info, quality=quality, findings=findings, stats=stats, series=series)
+
+
+class _MergedState:
+    """What ``scope: trace`` rules read of the replay state: the processes."""
+
+    def __init__(self, procs: list[ProcessPart]) -> None:
+        self.procs = procs
+
+    def all_processes(self) -> list[ProcessPart]:
+        return self.procs
+
+
+@dataclass
+class _MergedReplay:
+    state: _MergedState
+    counters: ReplayCounters
+    last_time: int | None
+
+
+def trace_scope_findings(
+    rules: Sequence[Any], path: str, info: TraceInfo, counters: ReplayCounters, last_time: int | None,
+    procs: list[ProcessPart],
+) -> list[Finding]:
+    """Evaluate ``scope: trace`` rules once on the merged facts of a trace."""
+    from heaplint.rules.context import Ctx
+    from heaplint.rules.endrules import EndRules
+    from heaplint.rules.sink import FindingSink
+
+    sink = FindingSink()
+    state = _MergedState(procs)
+    ctx = Ctx(state, info, counters)  # type: ignore[arg-type]
+    end = EndRules([r for r in rules if not r.never], sink)
+    end.ctx = ctx
+    end.trace_end(_MergedReplay(state, counters, last_time))  # type: ignore[arg-type]
+    return sink.findings(ctx, {}, path)
