@@ -16,7 +16,8 @@ from jobs_support import RULES, ROOT, as_plain, heap_records, random_records, re
 from heaplint.engine import analyze
 from heaplint.engine.analyze import analyze_trace
 from heaplint.engine.parallel import AnalysisSpec, plan, resolve_jobs, run_traces
-from heaplint.engine.partition import is_trace_scope, merge_parts, replay_partition
+from heaplint.engine.partition import is_trace_scope, replay_partition
+from heaplint.engine.partition_merge import merge_parts
 
 FORMATS = ("json", "sarif", "junit", "text", "html")
 
