@@ -85,6 +85,16 @@ def test_stats_are_byte_identical(traces, tmp_path):
     assert len(doc["traces"][0]["processes"]) == 3 and doc["traces"][0]["quality"]["out_of_order_beyond_window"] > 0
 
 
+def test_baseline_create_is_byte_identical(traces, tmp_path):
+    files = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"baseline.{jobs}.json"
+        assert main("baseline", "create", traces["mixed"], "-o", str(out), "-q", "--jobs", jobs,
+                    "--no-config", "--no-builtin", *[a for r in RULES for a in ("--rules", r)]) == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1] and json.loads(files[0])
+
+
 @pytest.mark.parametrize("name", ["busy", "mixed", "attach", "lossy"])
 def test_api_results_are_identical(traces, rules, name):
     whole = analyze([traces[name]], ruleset=rules)
