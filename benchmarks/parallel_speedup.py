@@ -67,8 +67,10 @@ def main() -> int:
     parser.add_argument("traces", nargs="+", metavar="TRACE")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("check_args", nargs="*", help="options for heaplint check (after --)")
-    opts = parser.parse_args()
+    argv = sys.argv[1:]
+    check_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    opts = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    opts.check_args = check_args
     base = [sys.executable, "-m", "heaplint.engine", "check", *opts.traces, "-o", os.devnull, *opts.check_args]
     load_before = os.getloadavg()
     one, many = [], []
