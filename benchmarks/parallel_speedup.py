@@ -1,7 +1,9 @@
 """Speed-up of ``heaplint check --jobs N`` over ``--jobs 1`` (docs/performance.md,
 "Parallel replay").
 
-    python benchmarks/parallel_speedup.py TRACE [--jobs 2] [--runs 3] [-- CHECK OPTIONS...]
+    python benchmarks/parallel_speedup.py TRACE... [--jobs 2] [--runs 3] [-- CHECK OPTIONS...]
+
+(With several traces, only the wall clock is measured: one trace per worker.)
 
 Two measurements, because the machine may be shared:
 
@@ -36,7 +38,8 @@ def cpu_estimate(trace: str, jobs: int, check_args: list[str]) -> dict[str, floa
     from heaplint.engine.commands.check import add_arguments
     from heaplint.engine.commands.common import reader_options, replay_options
     from heaplint.engine.commands.rule_options import load_rules
-    from heaplint.engine.partition import is_trace_scope, merge_parts, replay_partition
+    from heaplint.engine.partition import is_trace_scope, replay_partition
+    from heaplint.engine.partition_merge import merge_parts
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -61,12 +64,14 @@ def cpu_estimate(trace: str, jobs: int, check_args: list[str]) -> dict[str, floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("trace")
+    parser.add_argument("traces", nargs="+", metavar="TRACE")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("check_args", nargs="*", help="options for heaplint check (after --)")
-    opts = parser.parse_args()
-    base = [sys.executable, "-m", "heaplint.engine", "check", opts.trace, "-o", os.devnull, *opts.check_args]
+    argv = sys.argv[1:]
+    check_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    opts = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    opts.check_args = check_args
+    base = [sys.executable, "-m", "heaplint.engine", "check", *opts.traces, "-o", os.devnull, *opts.check_args]
     load_before = os.getloadavg()
     one, many = [], []
     for _ in range(opts.runs):
@@ -78,7 +83,9 @@ def main() -> int:
           f"speed-up {m1 / mn:.2f}x")
     print(f"  runs: jobs 1 {[round(x, 2) for x in one]}, jobs {opts.jobs} {[round(x, 2) for x in many]}")
     print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
-    cpu = cpu_estimate(opts.trace, opts.jobs, opts.check_args)
+    if len(opts.traces) > 1:
+        return 0
+    cpu = cpu_estimate(opts.traces[0], opts.jobs, opts.check_args)
     serial = cpu["rules"] + cpu["whole"]
     parallel = cpu["rules"] + cpu["slowest"] + cpu["merge"]
     print(f"CPU seconds: rules {cpu['rules']:.2f}, whole replay {cpu['whole']:.2f}, partitions "

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from heaplint.engine.errors import HeaplintError
-from heaplint.engine.partition import PartResult, is_trace_scope, merge_parts, replay_partition
+from heaplint.engine.partition import PartResult, is_trace_scope, replay_partition
+from heaplint.engine.partition_merge import merge_parts
 from heaplint.engine.readers import ReaderOptions
 from heaplint.engine.replay import ReplayOptions
 
@@ -234,7 +235,7 @@ def _merge(tasks: list[Task], results: list[Any], ruleset: Any) -> Any:
     parts: list[PartResult] = results
     trace_rules = [r for r in ruleset.enabled if is_trace_scope(r)] if ruleset is not None else None
     merged = merge_parts(parts, trace_rules)
-    if merged is None:  # near a per-rule cap: only a whole replay is exact
+    if merged is None:  # the partitions cannot prove they match: replay it whole
         return run_task(Task(tasks[0].spec, tasks[0].path))
     if ruleset is None:
         return merged.stats

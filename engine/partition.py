@@ -24,10 +24,10 @@ the same counters, as a replay of the whole trace, and the merge is exact:
   same in every partition; realloc pairs are counted by their process's
   partition and summed;
 * ``scope: trace`` rules run once, in the parent, on the merged facts
-  (:func:`merge_parts`);
+  (:func:`heaplint.engine.partition_merge.merge_parts`);
 * findings are capped per rule and window groups per rule: when the
   partitions together come near a cap, the merge could differ from a whole
-  replay, so :func:`merge_parts` returns None and the caller replays the trace
+  replay, so ``merge_parts`` returns None and the caller replays the trace
   whole.
 """
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 from heaplint.engine.events import HeapEvent, Kind, TraceInfo
-from heaplint.engine.findings import Finding, ProcessQuality, TraceQuality, TraceResult
+from heaplint.engine.findings import Finding, ProcessQuality, TraceQuality
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
 from heaplint.engine.readers.base import STUB_KIND
 from heaplint.engine.replay import Replay, ReplayCounters, ReplayOptions
@@ -84,7 +84,7 @@ class PartitionReplay(Replay):
     still alive at the time of the last event the ordering stage released,
     stub or not (:attr:`trace_last_time`).  Both are exact unless the
     partition says otherwise (:attr:`order_exact`, :attr:`last_is_own`; see
-    :func:`exact_merge_possible`).
+    :func:`heaplint.engine.partition_merge.exact_merge_possible`).
 
     Set :attr:`index_is_position` when the reader numbers events (``index``)
     in the order it yields them, stubs included (the canonical readers): an
@@ -286,7 +286,7 @@ def replay_partition(
 ) -> PartResult:
     """Replay partition ``index`` of ``count`` of the trace at ``path``,
     evaluating ``rules`` (compiled rules; ``scope: trace`` ones are left to
-    :func:`merge_parts`) when given.  ``index_is_position`` overrides what
+    the merge) when given.  ``index_is_position`` overrides what
     the reader says (see :class:`PartitionReplay`)."""
     ropts = dataclasses.replace(reader_options or ReaderOptions(), pids=PidPartition(index, count), pid_stubs=True)
     options = replay_options or ReplayOptions()
@@ -328,97 +328,3 @@ def replay_partition(
         last_is_own=replay.last_is_own, order_exact=replay.order_exact, quality=trace_quality(info, replay), stats=stats, processes=parts, findings=findings,
         finding_caps=finding_caps, group_caps=group_caps,
     )
-
-
-def exact_merge_possible(parts: Sequence[PartResult]) -> bool:
-    """Whether merging ``parts`` gives exactly what a whole replay gives.
-
-    Not when the partitions together may have reached a per-rule cap
-    (findings, or live window groups): a whole replay would keep or drop
-    other matches.  Not when a process's first or last event may have been
-    released out of order (its place among the processes is then unsure), or
-    a record's fields said otherwise than its first bytes (so a stub may be
-    wrong).
-    And not when a partition ended processes at another time than the whole
-    replay: that is the time of the last event it applies, which every
-    partition sees last unless a realloc pairing dropped it (then no
-    partition, or several, see their own event last)."""
-    if not all(p.order_exact for p in parts):
-        return False
-    owners = [p for p in parts if p.last_is_own]
-    if len(owners) != 1:
-        if owners or any(p.last_time is not None for p in parts):
-            return False
-    elif any(p.last_time != owners[0].last_time for p in parts):
-        return False
-    for caps in ("finding_caps", "group_caps"):
-        totals: dict[str, int] = {}
-        limits: dict[str, int] = {}
-        for part in parts:
-            for rid, (n, cap) in getattr(part, caps).items():
-                totals[rid] = totals.get(rid, 0) + n
-                limits[rid] = cap
-        if any(totals[rid] >= limits[rid] for rid in totals):
-            return False
-    return True
-
-
-def merge_parts(parts: Sequence[PartResult], trace_rules: Sequence[Any] | None = None) -> TraceResult | None:
-    """The TraceResult a whole replay of the trace gives, from all of its
-    partitions (in partition order); ``trace_rules`` are its ``scope: trace``
-    rules.  None when :func:`exact_merge_possible` says no."""
-    if not exact_merge_possible(parts):
-        return None
-    first = parts[0]
-    procs = sorted((p for part in parts for p in part.processes), key=lambda p: p.key)
-    counters = dataclasses.replace(first.counters, paired_inner=sum(p.counters.paired_inner for p in parts))
-    info = first.info
-    quality = dataclasses.replace(first.quality, processes=[p.quality for p in procs])
-    stats = dict(first.stats)
-    stats["paired_realloc_records"] = counters.paired_inner
-    stats["quality"] = {**stats["quality"], "summary": quality.summary(), "inconclusive": quality.inconclusive}
-    stats["processes"] = [p.stats for p in procs]
-    series: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for p in procs:
-        for key, points in p.series:
-            series[key] = points
-    findings = [f for part in parts for f in part.findings]
-    if trace_rules:
-        findings += trace_scope_findings(trace_rules, first.path, info, counters, first.last_time, procs)
-    findings.sort(key=Finding.sort_key)
-    return TraceResult(path=first.path, info=info, quality=quality, findings=findings, stats=stats, series=series)
-
-
-class _MergedState:
-    """What ``scope: trace`` rules read of the replay state: the processes."""
-
-    def __init__(self, procs: list[ProcessPart]) -> None:
-        self.procs = procs
-
-    def all_processes(self) -> list[ProcessPart]:
-        return self.procs
-
-
-@dataclass
-class _MergedReplay:
-    state: _MergedState
-    counters: ReplayCounters
-    last_time: int | None
-
-
-def trace_scope_findings(
-    rules: Sequence[Any], path: str, info: TraceInfo, counters: ReplayCounters, last_time: int | None,
-    procs: list[ProcessPart],
-) -> list[Finding]:
-    """Evaluate ``scope: trace`` rules once on the merged facts of a trace."""
-    from heaplint.rules.context import Ctx
-    from heaplint.rules.endrules import EndRules
-    from heaplint.rules.sink import FindingSink
-
-    sink = FindingSink()
-    state = _MergedState(procs)
-    ctx = Ctx(state, info, counters)  # type: ignore[arg-type]
-    end = EndRules([r for r in rules if not r.never], sink)
-    end.ctx = ctx
-    end.trace_end(_MergedReplay(state, counters, last_time))  # type: ignore[arg-type]
-    return sink.findings(ctx, {}, path)

@@ -16,7 +16,8 @@ from jobs_support import RULES, ROOT, as_plain, heap_records, random_records, re
 from heaplint.engine import analyze
 from heaplint.engine.analyze import analyze_trace
 from heaplint.engine.parallel import AnalysisSpec, plan, resolve_jobs, run_traces
-from heaplint.engine.partition import is_trace_scope, merge_parts, replay_partition
+from heaplint.engine.partition import is_trace_scope, replay_partition
+from heaplint.engine.partition_merge import merge_parts
 
 FORMATS = ("json", "sarif", "junit", "text", "html")
 
@@ -82,6 +83,16 @@ def test_stats_are_byte_identical(traces, tmp_path):
     assert outputs["1"] == outputs["2"]
     doc = json.loads(outputs["1"][0])
     assert len(doc["traces"][0]["processes"]) == 3 and doc["traces"][0]["quality"]["out_of_order_beyond_window"] > 0
+
+
+def test_baseline_create_is_byte_identical(traces, tmp_path):
+    files = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"baseline.{jobs}.json"
+        assert main("baseline", "create", traces["mixed"], "-o", str(out), "-q", "--jobs", jobs,
+                    "--no-config", "--no-builtin", *[a for r in RULES for a in ("--rules", r)]) == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1] and json.loads(files[0])
 
 
 @pytest.mark.parametrize("name", ["busy", "mixed", "attach", "lossy"])
