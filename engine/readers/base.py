@@ -36,7 +36,9 @@ class ReaderOptions:
     #: with ``pids``: yield the other processes' events as stubs (kind
     #: :data:`STUB_KIND`; only time, pid, index and line are meaningful) instead
     #: of dropping them, so that a replay can order one partition exactly as the
-    #: whole trace (see :mod:`heaplint.engine.partition`)
+    #: whole trace (see :mod:`heaplint.engine.partition`).  A reader may then
+    #: take a stub from a record's first bytes on trust; the reader of the
+    #: partition that owns the record checks it (``claims_exact``)
     pid_stubs: bool = False
 
 
