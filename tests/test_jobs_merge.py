@@ -107,16 +107,16 @@ def test_api_results_are_identical(traces, rules, name):
 def test_partitions_merge_exactly(traces, rules):
     """The merge itself, without the pool: no fallback on ordinary traces."""
     trace_rules = [r for r in rules.enabled if is_trace_scope(r)]
-    for path in traces.values():
+    for name, path in traces.items():
         whole = analyze_trace(rules, path)
-        for count in (2, 3):
+        for count in (2, 3) if name == "mixed" else (2,):
             merged = merge_parts([replay_partition(path, i, count, rules=rules.enabled) for i in range(count)],
                                  trace_rules)
             assert merged is not None, f"{path} in {count} partitions fell back to a whole replay"
             assert as_plain(merged) == as_plain(whole)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(body=heap_records)
 def test_random_traces_merge_exactly_or_fall_back(tmp_path, rules, body):

@@ -125,13 +125,13 @@ def _check_filter(tmp_path, body: list[bytes], wanted: frozenset, skip: bool) ->
         assert [e for e in stubbed if e.kind != STUB_KIND] == kept and sinfo == info
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=lines(broken=False), wanted=st.frozensets(st.sampled_from(PIDS)))
 def test_pid_filter_matches_decoding_everything(tmp_path, body, wanted):
     _check_filter(tmp_path, body, wanted, skip=False)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=lines(broken=True), wanted=st.frozensets(st.sampled_from(PIDS)))
 def test_pid_filter_with_skipped_bad_records(tmp_path, body, wanted):
     """Skipping bad records: a skipped record must not count as an event
