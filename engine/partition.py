@@ -81,10 +81,10 @@ class PartitionReplay(Replay):
 
     For the merge it remembers, per process, where it stands in a whole
     replay's ``all_processes()`` (:meth:`order_key`), and it ends processes
-    still alive at the time of the last event the ordering stage released,
-    stub or not (:attr:`trace_last_time`).  Both are exact unless the
-    partition says otherwise (:attr:`order_exact`, :attr:`last_is_own`; see
-    :func:`heaplint.engine.partition_merge.exact_merge_possible`).
+    still alive at the latest time of any process, the other processes' taken
+    from their stubs (:attr:`last_time`).  The keys are exact unless
+    :attr:`order_exact` says otherwise; the end time is checked when merging
+    (:func:`heaplint.engine.partition_merge.exact_merge_possible`).
 
     Set :attr:`index_is_position` when the reader numbers events (``index``)
     in the order it yields them, stubs included (the canonical readers): an
@@ -95,10 +95,8 @@ class PartitionReplay(Replay):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.index_is_position = False
-        #: time of the last event released by the ordering stage (own or stub)
-        self.trace_last_time: int | None = None
-        #: whether that event was one of this partition's
-        self.last_is_own = False
+        #: pid -> time of its last stub out of the ordering stage
+        self._stub_last: dict[int, int] = {}
         #: False when some order key may be wrong (see :meth:`_own`)
         self.order_exact = True
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
@@ -139,79 +137,75 @@ class PartitionReplay(Replay):
         """Own events of the ordered stream, with order keys for processes.
 
         The ordering stage releases events in (time, input position) order,
-        except an event older than the last one released, which it releases
-        at once ("late").  So (time, position) orders the processes' first
-        and last events across partitions unless one was late.  An event
-        within the reorder window of the newest time before it is not late;
-        an older one is late if it is older than an event released before it,
-        and may be when realloc pairing dropped events since the newest one
-        released (then its key is unsure: :attr:`order_exact`)."""
+        except an event older than one already released, which it releases
+        at once, and records realloc pairing holds back for a while.  So
+        (time, position) orders the processes' first and last events across
+        partitions as long as each came out in that order: one that came out
+        after a later one, or that was older than the reorder window allows
+        when it went in, makes its key unsure (:attr:`order_exact`)."""
         self._streamed = True
         state = self.state
         processes = state.processes
         finished = state.finished
         marks = self._marks
         keys = self._keys
-        counters = self.counters
         by_index = self.index_is_position
-        last = None
-        own = False
-        top = -(1 << 63)  # the newest time out of the stage so far
-        top_drops = 0  # realloc pairs dropped when it came out
+        stub_last = self._stub_last
+        top_t = -(1 << 63)  # (time, position) of the latest record out so far
+        top_pos = -1
         count = 0
         for ev in stream:
             t = ev.time
-            last = t
             if ev.kind == STUB_KIND:
-                if t >= top:
-                    top = t
-                    top_drops = counters.paired_inner
-                own = False
+                stub_last[ev.pid] = t
+                if t > top_t or (t == top_t and by_index and ev.index > top_pos):
+                    top_t, top_pos = t, (ev.index if by_index else 1 << 62)
                 continue
-            own = True
             # only a process's first event and process records change the
             # process lists; look at them after the event was applied
             watch = ev.kind >= _PROCESS_START or ev.pid not in processes
             if watch:
-                late = t < top or counters.paired_inner != top_drops
                 done = len(finished)
-            if t >= top:
-                top = t
-                top_drops = counters.paired_inner
+                before_t, before_pos = top_t, top_pos
             yield ev
             mark = marks.pop(id(ev), None) if marks else None
+            if mark is not None and mark[0] is not ev:
+                mark = None
+            pos = ev.index if by_index else (mark[1] if mark is not None else -1)
+            if t > top_t or (t == top_t and pos > top_pos):
+                top_t, top_pos = t, pos
             if not by_index:
                 count += 1
                 if count & 0xFFFF == 0:
-                    # marks of events older than one released, never seen
-                    # here, were dropped by realloc pairing: forget them
-                    stale = [k for k, m in marks.items() if m[0].time < top]
+                    # marks of records older than one released and never
+                    # seen here were dropped by realloc pairing: forget them
+                    stale = [k for k, m in marks.items() if m[0].time < top_t]
                     for k in stale:
                         del marks[k]
             if watch:
-                if mark is not None and mark[0] is not ev:
-                    mark = None
-                if by_index:
-                    key = (ev.time, ev.index)
-                    unsure = mark is not None and late
-                else:
-                    key = (ev.time, mark[1] if mark is not None else -1)
-                    unsure = mark is None or (mark[2] and late)
-                if unsure:
+                if (
+                    (mark is None and not by_index)
+                    or (mark is not None and mark[2])
+                    or t < before_t
+                    or (t == before_t and pos < before_pos)
+                ):
                     self.order_exact = False
                 proc = processes.get(ev.pid)
                 if proc is not None and id(proc) not in keys:
-                    keys[id(proc)] = (1, *key)
+                    keys[id(proc)] = (1, t, pos)
                 for p in finished[done:]:
-                    keys[id(p)] = (0, *key)
-        self.trace_last_time = last
-        self.last_is_own = own
+                    keys[id(p)] = (0, t, pos)
         marks.clear()
 
     def finish(self) -> None:
         if not self._streamed:  # pragma: no cover - guards a change in Replay.run
             raise RuntimeError("PartitionReplay needs Replay.run to read its events through Replay.events()")
-        self.last_time = self.trace_last_time
+        # Replay.run ends processes at the latest time of any process: here
+        # the other processes' latest times come from their stubs (checked
+        # against their own partitions when merging)
+        latest = [self.last_time] if self.last_time is not None else []
+        latest += self._stub_last.values()
+        self.last_time = max(latest, default=None)
         super().finish()
 
     def order_key(self, proc: ProcessState) -> tuple[int, int, int]:
@@ -244,8 +238,7 @@ class PartResult:
     path: str
     info: TraceInfo
     counters: ReplayCounters
-    last_time: int | None
-    last_is_own: bool
+    last_time: int | None  # the time it ended live processes at
     order_exact: bool
     quality: TraceQuality
     stats: dict[str, Any]  # the stats document without its processes
@@ -325,6 +318,6 @@ def replay_partition(
     ]
     return PartResult(
         path=path, info=info, counters=replay.counters, last_time=replay.last_time,
-        last_is_own=replay.last_is_own, order_exact=replay.order_exact, quality=trace_quality(info, replay), stats=stats, processes=parts, findings=findings,
+        order_exact=replay.order_exact, quality=trace_quality(info, replay), stats=stats, processes=parts, findings=findings,
         finding_caps=finding_caps, group_caps=group_caps,
     )

@@ -14,26 +14,28 @@ from heaplint.engine.partition import PartResult, ProcessPart
 from heaplint.engine.replay import ReplayCounters
 
 
+def trace_last_time(parts: Sequence[PartResult]) -> int | None:
+    """The latest time of any process of the trace (what a whole replay ends
+    live processes at)."""
+    return max((p.last_time for part in parts for p in part.processes), default=None)
+
+
 def exact_merge_possible(parts: Sequence[PartResult]) -> bool:
     """Whether merging ``parts`` gives exactly what a whole replay gives.
 
     Not when the partitions together may have reached a per-rule cap
     (findings, or live window groups): a whole replay would keep or drop
-    other matches.  Not when a process's first or last event may have been
-    released out of order (its place among the processes is then unsure), or
-    a record's fields said otherwise than its first bytes (so a stub may be
-    wrong).
-    And not when a partition ended processes at another time than the whole
-    replay: that is the time of the last event it applies, which every
-    partition sees last unless a realloc pairing dropped it (then no
-    partition, or several, see their own event last)."""
+    other matches.  Not when a process's first or last event did not come
+    out of the ordering stage in (time, input position) order (its place
+    among the processes is then unsure), or a record's fields said otherwise
+    than its first bytes (so a stub may be wrong).  And not when a partition
+    ended live processes at another time than the whole replay would (it
+    took other processes' latest times from their stubs; realloc pairing
+    may have dropped or delayed what they stand for)."""
     if not all(p.order_exact for p in parts):
         return False
-    owners = [p for p in parts if p.last_is_own]
-    if len(owners) != 1:
-        if owners or any(p.last_time is not None for p in parts):
-            return False
-    elif any(p.last_time != owners[0].last_time for p in parts):
+    latest = trace_last_time(parts)
+    if any(p.last_time != latest for p in parts):
         return False
     for caps in ("finding_caps", "group_caps"):
         totals: dict[str, int] = {}
@@ -68,7 +70,7 @@ def merge_parts(parts: Sequence[PartResult], trace_rules: Sequence[Any] | None =
             series[key] = points
     findings = [f for part in parts for f in part.findings]
     if trace_rules:
-        findings += trace_scope_findings(trace_rules, first.path, info, counters, first.last_time, procs)
+        findings += trace_scope_findings(trace_rules, first.path, info, counters, trace_last_time(parts), procs)
     findings.sort(key=Finding.sort_key)
     return TraceResult(path=first.path, info=info, quality=quality, findings=findings, stats=stats, series=series)
 
