@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Iterator
 
 from heaplint.engine.events import HeapEvent
@@ -77,10 +78,7 @@ def partition_events(reader: JsonlReader) -> Iterator[HeapEvent]:
     line_no = reader.line
     index = 0
     try:
-        while True:
-            raw = readline(limit)
-            if not raw:
-                break
+        for raw in iter(partial(readline, limit), b""):
             line_no += 1
             if len(raw) > cap and raw[-1] != 10:
                 reader._skip_long_line(line_no)
@@ -89,7 +87,7 @@ def partition_events(reader: JsonlReader) -> Iterator[HeapEvent]:
             if head is not None:
                 m = head(raw)
                 if m is not None:
-                    text = m.group(2)
+                    t_text, text = m.groups()
                     known = by_text.get(text)
                     if known is None:
                         pid = int(text)
@@ -100,12 +98,12 @@ def partition_events(reader: JsonlReader) -> Iterator[HeapEvent]:
                     if not known[1]:
                         if claim is None or claim(raw) is not None:
                             if stubs:
-                                yield _new(HeapEvent, (STUB_KIND, int(m.group(1)) * mult, known[0], 0, 0, 0, 0,
-                                                       0, None, 0, None, 0, None, index, line_no))
+                                yield _new(HeapEvent, (STUB_KIND, int(t_text) * mult, known[0], 0, 0, 0, 0, 0,
+                                                       None, 0, None, 0, None, index, line_no))
                             index += 1
                             continue
                     elif claim is None:
-                        claimed = m
+                        claimed = t_text
             try:
                 rec = loads(raw.decode())
             except (ValueError, RecursionError) as err:
@@ -121,9 +119,11 @@ def partition_events(reader: JsonlReader) -> Iterator[HeapEvent]:
             except BadRecord as err:
                 reader.bad_record(str(err), line=line_no)
                 continue
-            if claimed is not None and (
-                ev is None or ev.pid != known[0] or ev.time != int(claimed.group(1)) * mult
-            ):
+            if claimed is not None:
+                if ev is not None and ev.pid == known[0] and ev.time == int(claimed) * mult:
+                    index += 1
+                    yield ev
+                    continue
                 reader.claims_exact = False
             if ev is not None:
                 index += 1
