@@ -23,9 +23,9 @@ def duration_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_trace_options(parser: argparse.ArgumentParser) -> None:
-    """--input-format, --skip-bad-records, --reorder-window, --pair-window, --realloc-mode, --jobs."""
-    g = parser.add_argument_group("reading and replay")
+def add_reader_options(parser: argparse.ArgumentParser, title: str = "reading") -> argparse._ArgumentGroup:
+    """--input-format and --skip-bad-records, in a group named ``title`` (returned)."""
+    g = parser.add_argument_group(title)
     g.add_argument(
         "--input-format",
         metavar="FORMAT",
@@ -36,6 +36,12 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip malformed records, count them and report them, instead of stopping with exit code 2",
     )
+    return g
+
+
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """--input-format, --skip-bad-records, --reorder-window, --pair-window, --realloc-mode, --jobs."""
+    g = add_reader_options(parser, "reading and replay")
     g.add_argument(
         "--reorder-window",
         type=duration_arg,

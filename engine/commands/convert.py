@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from heaplint.engine.commands.common import reader_options
+from heaplint.engine.commands.common import add_reader_options, reader_options
 from heaplint.engine.events import TIME_UNITS_NS
-from heaplint.engine.readers import READERS, guarded_events, open_trace
+from heaplint.engine.readers import guarded_events, open_trace
 from heaplint.engine.writers import FORMATS, format_for_path, write_trace
 
 HELP = "convert a trace to the canonical heaplint format (JSON Lines or CSV, optionally gzip)"
@@ -33,17 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="ns",
         help="unit of the written timestamps (default ns, exact)",
     )
-    g = parser.add_argument_group("reading")
-    g.add_argument(
-        "--input-format",
-        metavar="FORMAT",
-        help=f"trace format instead of detecting it from the content ({', '.join(READERS)})",
-    )
-    g.add_argument(
-        "--skip-bad-records",
-        action="store_true",
-        help="skip malformed records, count them and report them, instead of stopping with exit code 2",
-    )
+    add_reader_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
