@@ -106,6 +106,14 @@ class ReallocPairer:
         # after this time some released move's run can no longer complete
         self._deadline: float = _NEVER
 
+    @property
+    def expiry(self) -> float:
+        """Releasing a record later than this may break open runs (their pair
+        window has passed); ``inf`` while none can.  A partition's ordering
+        stage (:mod:`heaplint.engine.partition_order`) uses it to know when the
+        other partitions' record times matter to pairing."""
+        return self._deadline
+
     def buffered(self, ev: HeapEvent, seq: int) -> None:
         """Note a record entering the reorder buffer (input number ``seq``)."""
         if ev.kind == _REALLOC and ev.address != ev.old_address and ev.address and ev.old_address:
