@@ -203,11 +203,8 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
     """Whole blocks of lines: see the module's description.  (Not with
     ``skip_bad_records``: an over-long line is an error here.)"""
     read = reader.stream.read
-    head = _EVENT_HEAD.match
-    mult = lines.mult
     line_no = reader.line
     rest = b""
-    version = -1
     try:
         while True:
             chunk = read(_BLOCK)
@@ -227,53 +224,73 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
                 rest = buf[1:]
                 continue
             rest = buf[end:]
-            pos = 1
-            version = -1
-            while pos < end:
-                if version != lines.version:
-                    version = lines.version
-                    own, others, mine = lines.patterns()
-                    hits = [-1] * len(own)
-                # the next line that may be this partition's: one with its "pid":N,
-                nxt = end
-                for i, text in enumerate(own):
-                    at = hits[i]
-                    if at < pos:
-                        at = buf.find(text, pos, end)
-                        hits[i] = at = end if at < 0 else at
-                    if at < nxt:
-                        nxt = at
-                start = buf.rfind(b"\n", pos - 1, nxt) + 1 if nxt < end else end
-                if start > pos:  # other lines before it
-                    n = buf.count(b"\n", pos, start)
-                    times = others.findall(buf, pos - 1, start) if others is not None else ()
-                    if len(times) == n:
-                        lines.index += n
-                        line_no += n
-                        yield list(map(int, times)) if mult == 1 else [int(t) * mult for t in times]
-                        pos = start
-                    else:  # something else among them (or a process seen for the first time)
-                        while pos < start and version == lines.version:
-                            stop = buf.find(b"\n", pos) + 1
-                            line_no += 1
-                            out = lines.line(buf[pos:stop], line_no)
-                            if out is not None:
-                                yield [out] if type(out) is int else out
-                            pos = stop
-                        continue
-                if pos < end:
-                    stop = buf.find(b"\n", pos) + 1
-                    line_no += 1
-                    m = head(buf, pos)
-                    ev = lines.own_line(buf[pos:stop], line_no, m) if m is not None and m[2] in mine else None
-                    if ev is None:
-                        out = lines.line(buf[pos:stop], line_no)
-                        if out is not None:
-                            yield [out] if type(out) is int else out
-                    else:
-                        yield ev
-                    pos = stop
+            line_no = yield from _block(lines, buf, end, line_no)
     except _COMPRESSION_ERRORS as err:
         raise _truncated(reader.path, line_no + 1, err) from err
     finally:
         reader.line = line_no
+
+
+def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[HeapEvent, list[int]]]:
+    """The lines of ``buf[1:end]`` (``buf[0]`` is a newline); returns the
+    last line number."""
+    head = _EVENT_HEAD.match
+    own_line = lines.own_line
+    mult = lines.mult
+    find = buf.find
+    pos = 1
+    version = -1
+    while pos < end:
+        if version != lines.version:
+            version = lines.version
+            own, others, mine = lines.patterns()
+            single = own[0] if len(own) == 1 else None
+            hit = -1
+            hits = [-1] * len(own)
+        # the next line that may be this partition's: one with its "pid":N,
+        if single is not None:
+            if hit < pos:
+                hit = find(single, pos, end)
+                if hit < 0:
+                    hit = end
+            nxt = hit
+        else:
+            nxt = end
+            for i, text in enumerate(own):
+                at = hits[i]
+                if at < pos:
+                    at = find(text, pos, end)
+                    hits[i] = at = end if at < 0 else at
+                if at < nxt:
+                    nxt = at
+        start = buf.rfind(b"\n", pos - 1, nxt) + 1 if nxt < end else end
+        if start > pos:  # other lines before it
+            n = buf.count(b"\n", pos, start)
+            times = others.findall(buf, pos - 1, start) if others is not None else ()
+            if len(times) != n:  # something else among them (or a process seen for the first time)
+                while pos < start and version == lines.version:
+                    stop = find(b"\n", pos) + 1
+                    line_no += 1
+                    out = lines.line(buf[pos:stop], line_no)
+                    if out is not None:
+                        yield [out] if type(out) is int else out
+                    pos = stop
+                continue
+            lines.index += n
+            line_no += n
+            yield list(map(int, times)) if mult == 1 else [int(t) * mult for t in times]
+            pos = start
+            if pos == end:
+                break
+        stop = find(b"\n", nxt) + 1
+        line_no += 1
+        m = head(buf, pos)
+        ev = own_line(buf[pos:stop], line_no, m) if m is not None and m[2] in mine else None
+        if ev is None:
+            out = lines.line(buf[pos:stop], line_no)
+            if out is not None:
+                yield [out] if type(out) is int else out
+        else:
+            yield ev
+        pos = stop
+    return line_no
