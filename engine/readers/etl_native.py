@@ -1,0 +1,42 @@
+"""Whether the .etl reader runs its optional C accelerator.
+
+``heaplint.engine.readers._etlfast`` (engine/readers/_etlfast.c, built by
+setup.py when a C compiler is present) decompresses LZ77 buffers and decodes
+the common records of a buffer; the pure-Python code in lzxpress.py and
+etl.py does the same and stays the fallback and the reference (the tests run
+the .etl suite under both).  The accelerator is used when it is built, its
+API matches this code, and the environment variable ``HEAPLINT_PURE_PYTHON``
+is unset (or ``0``).  ``heaplint --version`` prints :data:`STATUS`.
+
+:data:`NATIVE` is read each time a reader starts or a buffer is
+decompressed, so tests switch implementations by setting it.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+#: the C module's API version this code expects (``_etlfast.API``)
+API = 1
+
+
+def _load() -> tuple[ModuleType | None, str]:
+    if os.environ.get("HEAPLINT_PURE_PYTHON", "") not in ("", "0"):
+        return None, "pure Python (HEAPLINT_PURE_PYTHON is set)"
+    try:
+        from heaplint.engine.readers import _etlfast  # type: ignore[attr-defined]
+    except ImportError:
+        return None, "pure Python (the C accelerator is not built; see README)"
+    if getattr(_etlfast, "API", None) != API:
+        return None, "pure Python (the C accelerator build is stale: reinstall heaplint)"
+    return _etlfast, "C accelerator"
+
+
+#: the C module, or None for pure Python
+NATIVE, STATUS = _load()
+
+
+def status() -> str:
+    """How .etl files are decoded, for ``heaplint --version``."""
+    return STATUS if NATIVE is not None else STATUS.replace("C accelerator", "pure Python (switched off)")
