@@ -6,17 +6,20 @@
  *   decompress(src, out_size=-1) -> bytes
  *       plain LZ77 decompression (etlfast_lzx.c; lzxpress.py in Python);
  *       raises ValueError on malformed input.
- *   Decoder(event_type, origin, num, den, raw_stacks, kinds).walk(data, pos, out, index)
- *       the common records of one buffer (EtlReader._decode in Python).
+ *   Decoder(event_type, origin, num, den, raw_stacks, kinds, heap_guid)
+ *       .walk(data, pos, out, index): the common records of one buffer
+ *       (EtlReader._decode in Python).
  *
  * walk() decodes records from `pos` on and appends their events to the list
  * `out`, for as long as each record is one it takes: a heap block record
- * under a system or compact header with marker flags 0xC0, or a StackWalk
- * record right after its event whose frames were seen before.  At the first
- * other record it returns (its offset, the next event index), and the Python
- * loop decodes that record (process, image, unusual or malformed records,
- * with their messages) and calls walk() again.  So every record is decoded by
- * exactly one side, and the Python side alone decides what is an error.
+ * under a system or compact header with marker flags 0xC0, a StackWalk
+ * record right after its event whose frames were seen before, or a record the
+ * Python loop would only count (other event groups and providers, WPP
+ * messages).  At the first other record it returns (its offset, the next
+ * event index), and the Python loop decodes that record (process, image,
+ * unusual or malformed records, with their messages) and calls walk() again.
+ * So every record is decoded by exactly one side, and the Python side alone
+ * decides what is an error.
  *
  * Buffers come from the file: every field read is bounds-checked against
  * the buffer first, and any value the fast path does not expect (a size out
@@ -26,10 +29,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <string.h>
+
 #include "etlfast_lzx.h"
 
 /* Bumped when walk()/Decoder change; etl.py ignores a stale build. */
-#define ETLFAST_API 1
+#define ETLFAST_API 2
 
 #define EVENT_FIELDS 15 /* HeapEvent: kind, time, pid, tid, heap, address, size,
                            old_address, old_size, source, stack, flags, image, index, line */
@@ -43,7 +48,7 @@ enum { OP_CREATE, OP_ALLOC, OP_REALLOC, OP_DESTROY, OP_FREE, OP_COUNT };
 #define MAX_SOURCE 6 /* larger Source values are counted by the Python side */
 
 /* what take_record() and its helpers return (or -1 with a Python error set) */
-enum { HAND_BACK = 0, TAKEN_STACK = 1, TAKEN_EVENT = 2 };
+enum { HAND_BACK = 0, TAKEN_STACK = 1, TAKEN_EVENT = 2, SKIPPED = 3 };
 
 /* ---------------------------------------------------------------- decompress */
 
@@ -79,8 +84,11 @@ typedef struct {
     PyObject *raw_stacks;      /* dict: (pid, header type, frame bytes) -> stack id */
     PyObject *kinds[OP_COUNT]; /* Kind value of each heap opcode */
     int64_t origin, num, den;  /* time_ns(ts) = (ts - origin) * num // den */
-    uint64_t heap_counts[5][OP_COUNT]; /* records taken, by header type 1..4 and opcode */
-    uint64_t stack_hits[2];    /* StackWalk records taken, perfinfo32 / perfinfo64 */
+    uint8_t heap_guid[16];     /* the heap provider's GUID as stored in a record */
+    uint64_t heap_counts[5][OP_COUNT]; /* heap records taken, by header type 1..4 and opcode */
+    uint64_t counts[256];      /* other records taken, by header type */
+    uint64_t messages;         /* WPP messages skipped */
+    uint64_t other_provider;   /* classic / EVENT_HEADER records of other providers skipped */
 } Decoder;
 
 static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
@@ -142,6 +150,20 @@ static void clear_caches(walk_caches *c)
     Py_CLEAR(c->heap.obj);
 }
 
+/* Leave an event holding only ints, strings and None out of the cyclic
+ * garbage collector, as CPython's own collector does with such tuples when it
+ * first meets them: a million events of a trace then add nothing to every
+ * collection's work (measured: the decode took 40% longer with them tracked). */
+static void untrack_if_atomic(PyObject *event)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(event); i++) {
+        PyObject *item = PyTuple_GET_ITEM(event, i);
+        if (item != Py_None && !PyLong_CheckExact(item) && !PyUnicode_CheckExact(item))
+            return;
+    }
+    PyObject_GC_UnTrack(event);
+}
+
 /* A HeapEvent from its 15 items (references stolen, NULL ones are errors). */
 static PyObject *make_event(PyTypeObject *type, PyObject **items)
 {
@@ -159,6 +181,7 @@ static PyObject *make_event(PyTypeObject *type, PyObject **items)
     if (event != NULL) {
         for (int i = 0; i < EVENT_FIELDS; i++)
             PyTuple_SET_ITEM(event, i, items[i]);
+        untrack_if_atomic(event);
         return event;
     }
     for (int i = 0; i < EVENT_FIELDS; i++)
@@ -179,6 +202,8 @@ static PyObject *make_event(PyTypeObject *type, PyObject **items)
         return NULL;
     PyObject *event = PyTuple_Type.tp_new(type, args, NULL);
     Py_DECREF(args);
+    if (event != NULL)
+        untrack_if_atomic(event);
     return event;
 #endif
 }
@@ -293,8 +318,52 @@ static int take_stack(Decoder *d, const uint8_t *rec, Py_ssize_t avail, uint32_t
     PyObject *event = make_event(d->event_type, items);
     if (event == NULL || PyList_SetItem(out, n - 1, event) < 0)
         return -1;
-    d->stack_hits[ht - 16]++;
+    d->counts[ht]++;
     return TAKEN_STACK;
+}
+
+/* Fixed header length of the classic and EVENT_HEADER header types (whose
+ * first word is the record size), 0 for the others: HEADER_LENGTH in
+ * etl_container.py. */
+static uint32_t classic_header_length(uint32_t ht)
+{
+    switch (ht) {
+    case 10: case 20: return 48; /* full32, full64 */
+    case 11: case 21: return 72; /* instance32, instance64 */
+    case 18: case 19: return 80; /* event_header32, event_header64 */
+    default: return 0;
+    }
+}
+
+/* Records EtlReader._decode only counts, taken here with the same checks:
+ * hooked records of groups it does not decode, other providers' classic and
+ * EVENT_HEADER records, and WPP messages.  *size is set to the record size. */
+static int skip_record(Decoder *d, const uint8_t *rec, Py_ssize_t avail, uint32_t first, uint32_t ht,
+                       uint32_t marker, uint32_t hook, uint32_t *size)
+{
+    if ((marker & 0xC0) == 0xC0 && ht && (ht <= 4 || ht == 16 || ht == 17)) {
+        uint32_t group = hook >> 8;
+        /* heap, process, image and StackWalk groups: decoded by Python */
+        if (group == HEAP_GROUP || group == 0x03 || group == 0x14 || group == 0x18 || *size < 8)
+            return HAND_BACK;
+        d->counts[ht]++;
+        return SKIPPED;
+    }
+    uint32_t hlen = classic_header_length(ht);
+    if (hlen && (marker & 0xC0) == 0xC0) {
+        if (first < hlen || (Py_ssize_t)first > avail || memcmp(rec + 24, d->heap_guid, 16) == 0)
+            return HAND_BACK;
+        *size = first;
+        d->counts[ht]++;
+        d->other_provider++;
+        return SKIPPED;
+    }
+    if ((marker & 0xD0) == 0x90 && first >= 8) {
+        *size = first;
+        d->messages++;
+        return SKIPPED;
+    }
+    return HAND_BACK;
 }
 
 /* Decode the record at data[pos] if it is one walk() takes (see the top). */
@@ -307,9 +376,12 @@ static int take_record(Decoder *d, walk_caches *c, const uint8_t *data, Py_ssize
     *size = get_u16(rec + 4);
     if (marker == 0xC0 && ht >= 1 && ht <= 4 && hook >> 8 == HEAP_GROUP && (hook & 0xFF) - 32u < OP_COUNT)
         return take_heap(d, c, rec, end - pos, ht, *size, (int)(hook & 0xFF) - 32, out, index);
-    if (hook == STACKWALK_HOOK && (typemark == 0xC010 || typemark == 0xC011))
-        return take_stack(d, rec, end - pos, ht, *size, out);
-    return HAND_BACK;
+    if (hook == STACKWALK_HOOK && (typemark == 0xC010 || typemark == 0xC011)) {
+        int taken = take_stack(d, rec, end - pos, ht, *size, out);
+        if (taken != HAND_BACK)
+            return taken;
+    }
+    return skip_record(d, rec, end - pos, get_u16(rec), ht, marker, hook, size);
 }
 
 static PyObject *Decoder_walk(Decoder *d, PyObject *const *args, Py_ssize_t nargs)
@@ -345,16 +417,22 @@ static PyObject *Decoder_walk(Decoder *d, PyObject *const *args, Py_ssize_t narg
     return Py_BuildValue("nn", pos, index);
 }
 
-/* Decoder(event_type, origin, num, den, raw_stacks, kinds): `kinds` holds the
- * Kind values of heap opcodes 32..36.  OverflowError when the clock does not
+/* Decoder(event_type, origin, num, den, raw_stacks, kinds, heap_guid): `kinds`
+ * holds the Kind values of heap opcodes 32..36.  OverflowError when the clock does not
  * fit int64 arithmetic (the reader then stays with pure Python). */
 static PyObject *Decoder_new(PyTypeObject *type, PyObject *args, PyObject *Py_UNUSED(kwargs))
 {
     PyObject *event_type, *raw_stacks, *kinds;
     long long origin, num, den;
-    if (!PyArg_ParseTuple(args, "O!LLLO!O!:Decoder", &PyType_Type, &event_type, &origin, &num, &den, &PyDict_Type,
-                          &raw_stacks, &PyTuple_Type, &kinds))
+    const char *guid;
+    Py_ssize_t guid_size;
+    if (!PyArg_ParseTuple(args, "O!LLLO!O!y#:Decoder", &PyType_Type, &event_type, &origin, &num, &den, &PyDict_Type,
+                          &raw_stacks, &PyTuple_Type, &kinds, &guid, &guid_size))
         return NULL;
+    if (guid_size != 16) {
+        PyErr_SetString(PyExc_ValueError, "Decoder: the heap provider GUID must be 16 bytes");
+        return NULL;
+    }
     if (!PyType_IsSubtype((PyTypeObject *)event_type, &PyTuple_Type) || PyTuple_GET_SIZE(kinds) != OP_COUNT) {
         PyErr_SetString(PyExc_TypeError, "Decoder: event_type must be a tuple type and kinds a 5-tuple");
         return NULL;
@@ -370,6 +448,7 @@ static PyObject *Decoder_new(PyTypeObject *type, PyObject *args, PyObject *Py_UN
     d->raw_stacks = Py_NewRef(raw_stacks);
     for (int i = 0; i < OP_COUNT; i++)
         d->kinds[i] = Py_NewRef(PyTuple_GET_ITEM(kinds, i));
+    memcpy(d->heap_guid, guid, 16);
     d->origin = origin;
     d->num = num;
     d->den = den;
@@ -385,41 +464,39 @@ static void Decoder_dealloc(Decoder *d)
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
-/* counts() -> ({(header type, opcode): records}, {header type: StackWalk records}),
- * the records walk() took (the Python side counts the ones it decodes). */
+/* counts[key] = n (the reference to key is stolen; a NULL key is an error). */
+static int set_count(PyObject *counts, PyObject *key, uint64_t n)
+{
+    PyObject *value = key ? PyLong_FromUnsignedLongLong(n) : NULL;
+    int status = value ? PyDict_SetItem(counts, key, value) : -1;
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    return status;
+}
+
+/* counts() -> ({(header type, opcode): heap records}, {header type: other records},
+ *              WPP messages, records of other providers): what walk() took (the
+ * Python side counts the records it decodes itself). */
 static PyObject *Decoder_counts(Decoder *d, PyObject *Py_UNUSED(unused))
 {
-    PyObject *heap = PyDict_New(), *stacks = PyDict_New();
-    if (heap == NULL || stacks == NULL)
+    PyObject *heap = PyDict_New(), *other = PyDict_New();
+    if (heap == NULL || other == NULL)
         goto error;
     for (int ht = 1; ht <= 4; ht++) {
         for (int op = 0; op < OP_COUNT; op++) {
-            if (!d->heap_counts[ht][op])
-                continue;
-            PyObject *key = Py_BuildValue("(ii)", ht, op + 32);
-            PyObject *n = PyLong_FromUnsignedLongLong(d->heap_counts[ht][op]);
-            int failed = key == NULL || n == NULL || PyDict_SetItem(heap, key, n) < 0;
-            Py_XDECREF(key);
-            Py_XDECREF(n);
-            if (failed)
+            if (d->heap_counts[ht][op] && set_count(heap, Py_BuildValue("(ii)", ht, op + 32), d->heap_counts[ht][op]) < 0)
                 goto error;
         }
     }
-    for (int i = 0; i < 2; i++) {
-        if (!d->stack_hits[i])
-            continue;
-        PyObject *key = PyLong_FromLong(16 + i);
-        PyObject *n = PyLong_FromUnsignedLongLong(d->stack_hits[i]);
-        int failed = key == NULL || n == NULL || PyDict_SetItem(stacks, key, n) < 0;
-        Py_XDECREF(key);
-        Py_XDECREF(n);
-        if (failed)
+    for (int ht = 0; ht < 256; ht++) {
+        if (d->counts[ht] && set_count(other, PyLong_FromLong(ht), d->counts[ht]) < 0)
             goto error;
     }
-    return Py_BuildValue("(NN)", heap, stacks);
+    return Py_BuildValue("(NNKK)", heap, other, (unsigned long long)d->messages,
+                         (unsigned long long)d->other_provider);
 error:
     Py_XDECREF(heap);
-    Py_XDECREF(stacks);
+    Py_XDECREF(other);
     return NULL;
 }
 

@@ -54,6 +54,7 @@ from heaplint.engine.readers.etl_container import (
 from heaplint.engine.readers.etl_kernel import (
     GROUP_HEAP,
     HEAP_DECODED,
+    HEAP_PROVIDER_GUID,
     HEAP_SPECS,
     KIND_BY_OPCODE,
     SPEC_NUMBERS,
@@ -208,7 +209,9 @@ class EtlReader(TraceReader):
         if native is None:
             return None
         try:
-            self._native = native.Decoder(HeapEvent, self._origin, self._num, self._den, self._raw_stacks, _KINDS)
+            self._native = native.Decoder(
+                HeapEvent, self._origin, self._num, self._den, self._raw_stacks, _KINDS, HEAP_PROVIDER_GUID
+            )
         except OverflowError:
             return None  # a clock whose arithmetic leaves int64: Python's ints do it
         return self._native.walk
@@ -407,12 +410,14 @@ class EtlReader(TraceReader):
         """Final trace facts, once every buffer is read."""
         self.resolver.finish()
         if self._native is not None:
-            heap, stacks = self._native.counts()
+            heap, other, messages, other_provider = self._native.counts()
             for (htype, opcode), n in heap.items():
                 self._counts[htype] += n
                 self._heap_ops[opcode] += n
-            for htype, n in stacks.items():
+            for htype, n in other.items():
                 self._counts[htype] += n
+            self._counts[HT_MESSAGE] += messages
+            self._kernel.other_provider_records += other_provider  # type: ignore[union-attr]
         for number, n in enumerate(self._spec_counts):
             htype, opcode = SPEC_NUMBERS[number]
             self._counts[htype] += n

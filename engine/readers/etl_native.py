@@ -18,7 +18,7 @@ import os
 from types import ModuleType
 
 #: the C module's API version this code expects (``_etlfast.API``)
-API = 1
+API = 2
 
 
 def _load() -> tuple[ModuleType | None, str]:
