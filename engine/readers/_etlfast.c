@@ -60,16 +60,17 @@ static PyObject *etlfast_decompress(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     lzx_output out = {NULL, 0, 0};
     const char *message = "";
+    size_t detail = 0;
     lzx_status status;
     Py_BEGIN_ALLOW_THREADS
-    status = lzx_decompress(src.buf, (size_t)src.len, limit, &out, &message);
+    status = lzx_decompress(src.buf, (size_t)src.len, limit, &out, &message, &detail);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
     PyObject *result = NULL;
     if (status == LZX_OK)
         result = PyBytes_FromStringAndSize(out.data ? (const char *)out.data : "", (Py_ssize_t)out.len);
     else if (status == LZX_CORRUPT)
-        PyErr_SetString(PyExc_ValueError, message);
+        PyErr_Format(PyExc_ValueError, message, detail);
     else
         PyErr_NoMemory();
     free(out.data);

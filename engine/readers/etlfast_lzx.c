@@ -102,10 +102,11 @@ truncated:
 /* Append `length` bytes copied from `distance` bytes back (an overlapping
  * copy repeats the pattern, as LZ77 intends), cut at the limit. */
 static lzx_status copy_match(lzx_output *out, uint64_t distance, uint64_t length, int64_t limit,
-                             const char **message)
+                             const char **message, size_t *detail)
 {
     if (distance > out->len) {
-        *message = "match reaches before the start of the output";
+        *message = "match reaches %zu bytes before the start of the output";
+        *detail = (size_t)(distance - out->len);
         return LZX_CORRUPT;
     }
     size_t room = room_left(out, limit);
@@ -124,7 +125,8 @@ static lzx_status copy_match(lzx_output *out, uint64_t distance, uint64_t length
     return LZX_OK;
 }
 
-lzx_status lzx_decompress(const uint8_t *src, size_t n, int64_t limit, lzx_output *out, const char **message)
+lzx_status lzx_decompress(const uint8_t *src, size_t n, int64_t limit, lzx_output *out, const char **message,
+                          size_t *detail)
 {
     lzx_input in = {src, n, 0, SIZE_MAX};
     if (limit > 0 && !out_reserve(out, (uint64_t)limit < 4 * n + 4096 ? (size_t)limit : 4 * n + 4096))
@@ -155,7 +157,7 @@ lzx_status lzx_decompress(const uint8_t *src, size_t n, int64_t limit, lzx_outpu
                 uint64_t length;
                 if (!match_length(&in, token, &length, message))
                     return LZX_CORRUPT;
-                lzx_status status = copy_match(out, (token >> 3) + 1, length, limit, message);
+                lzx_status status = copy_match(out, (token >> 3) + 1, length, limit, message, detail);
                 if (status != LZX_OK)
                     return status;
             }

@@ -19,7 +19,8 @@ typedef struct {
 
 typedef enum {
     LZX_OK = 0,
-    LZX_CORRUPT = 1, /* malformed input: *message says why */
+    LZX_CORRUPT = 1, /* malformed input: *message says why (a PyErr_Format
+                        format taking *detail as its one %zu) */
     LZX_NO_MEMORY = 2,
 } lzx_status;
 
@@ -27,6 +28,7 @@ typedef enum {
  * decoding stops as soon as limit bytes are produced (a match crossing the
  * limit is cut there); limit < 0 means no limit.  Never reads outside
  * src[0:n] nor writes outside the output buffer. */
-lzx_status lzx_decompress(const uint8_t *src, size_t n, int64_t limit, lzx_output *out, const char **message);
+lzx_status lzx_decompress(const uint8_t *src, size_t n, int64_t limit, lzx_output *out, const char **message,
+                          size_t *detail);
 
 #endif

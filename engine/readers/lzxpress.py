@@ -62,8 +62,8 @@ def decompress_python(src: bytes | bytearray | memoryview, out_size: int | None 
     """
     try:
         out = _decompress(bytes(src), out_size if out_size is not None else sys.maxsize)
-    except (IndexError, struct.error) as err:
-        raise DecompressionError(f"compressed data ends inside a token ({err})") from None
+    except (IndexError, struct.error):
+        raise DecompressionError("compressed data ends inside a token") from None
     if out_size is not None:
         if len(out) < out_size:
             raise DecompressionError(f"decompressed {len(out)} bytes, expected {out_size}")
