@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         path = sample(args.cache, args.samples, name)
         if path is not None:
             files.append((f"{name} (compressed, no heap events)", path))
-    print(f"heaplint .etl decoder: {etl_native.STATUS}", file=sys.stderr)
+    print(f"heaplint .etl decoder: {etl_native.status()}", file=sys.stderr)
     print("| file | MB | records | events | heaplint C s | C records/s | pure Python s | dissect.etl s "
           "| C vs dissect | Python vs dissect | C vs Python |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

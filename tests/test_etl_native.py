@@ -196,4 +196,20 @@ def test_version_says_whether_the_accelerator_is_in_use() -> None:
     assert ".etl reader: C accelerator" in out.stdout
     env = {"HEAPLINT_PURE_PYTHON": "1", "PATH": ""}
     out = subprocess.run([sys.executable, "-m", "heaplint.engine", "--version"], capture_output=True, text=True, env=env)
-    assert ".etl reader: pure Python (HEAPLINT_PURE_PYTHON is set)" in out.stdout
+    assert ".etl reader: pure Python, HEAPLINT_PURE_PYTHON set)" in out.stdout
+
+
+def _read_wstring_reference(data: bytes, pos: int, end: int) -> str:
+    stop = pos
+    while stop + 1 < end and (data[stop] or data[stop + 1]):
+        stop += 2
+    return data[pos:stop].decode("utf-16-le", "replace")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=40).map(lambda b: b.replace(b"\x01", b"\x00")), st.integers(0, 44), st.integers(0, 44))
+def test_read_wstring_finds_the_first_aligned_terminator(data: bytes, pos: int, end: int) -> None:
+    from heaplint.engine.readers.etl_kernel import read_wstring
+
+    end = min(end, len(data))
+    assert read_wstring(data, pos, end) == _read_wstring_reference(data, pos, end)
