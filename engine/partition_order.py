@@ -33,7 +33,7 @@ merge sums it); ``max_buffered`` is not kept.
 
 from __future__ import annotations
 
-import heapq
+from bisect import insort
 from typing import Callable, Iterable, Iterator, Union
 
 from heaplint.engine.events import HeapEvent, Kind
@@ -47,8 +47,10 @@ Item = Union[HeapEvent, ForeignRun]
 
 _NEG = -(1 << 80)  # before any time
 _INF = float("inf")
-_REALLOC = int(Kind.REALLOC)
+_ALLOC, _REALLOC, _FREE = int(Kind.ALLOC), int(Kind.REALLOC), int(Kind.FREE)
+_COMPACT_AT = 256  # drop released records from the buffer's front once this many
 _TOP = 1 << 80  # a position after every other
+_INF_KEY = (_INF, _TOP)
 
 
 class PartitionOrder:
@@ -66,13 +68,17 @@ class PartitionOrder:
         self.counters = counters
         self.on_out_of_order = on_out_of_order
         self.pairer = ReallocPairer(options.pair_window_ns, counters) if options.realloc_mode == "auto" else None
+        #: the pairer's open runs (live)
+        self.runs: dict = self.pairer.quiet_check()[0] if self.pairer is not None else {}
         self.hold = max(options.reorder_window_ns, options.pair_window_ns if self.pairer is not None else 0)
         self.window = options.reorder_window_ns
         #: an own event's index is its input position (else :attr:`marks` has it)
         self.by_index = by_index
-        self.heap: list[tuple[int, int, HeapEvent]] = []  # own (time, position, event)
-        #: other records that may still matter: (first position, times, latest)
-        self.pending: list[tuple[int, list[int], int]] = []
+        #: own (time, position, event) in that order from ``head`` on (as in ``ordered``)
+        self.buf: list[tuple[int, int, HeapEvent]] = []
+        self.head = 0
+        #: other records that may still matter: (first position, times, latest, earliest)
+        self.pending: list[tuple[int, list[int], int, int]] = []
         self.dropped_max = _NEG  # latest time of the other records dropped from pending (all released)
         #: other records before this (time, position) were handed to pairing or needed not be
         self.synced: tuple = (_NEG, -1)
@@ -93,78 +99,96 @@ class PartitionOrder:
         on_out_of_order = self.on_out_of_order
         pairer = self.pairer
         hold, window = self.hold, self.window
-        heap, pending, marks = self.heap, self.pending, self.marks
+        buf, pending, marks = self.buf, self.pending, self.marks
         by_index = self.by_index
-        push, pop = heapq.heappush, heapq.heappop
         if pairer is not None:
             buffered, release, flushed = pairer.buffered, pairer.release, pairer.flushed
-        newest = own_released = _NEG
+            runs, watched, named = pairer.quiet_check()
+        newest = own_released = limit = _NEG
+        head = size = 0
         #: the last own record released while no other record before it could expire a run
         last = self.synced
         pos = 0
         reordered = 0
         for item in items:
             if type(item) is list:
-                hi = max(item)
+                hi, lo = max(item), min(item)
                 top = hi if hi > newest else newest
-                if min(item) >= top - hold:  # none of them can be beyond the window
+                if lo >= top - hold:  # none of them can be beyond the window
                     newest = top
-                    pending.append((pos, item, hi))
+                    limit = top - hold
+                    pending.append((pos, item, hi, lo))
                     pos += len(item)
+                    if len(pending) > 64:
+                        self._compact(limit, last)
                 else:
-                    self.newest, self.own_released, self.pos = newest, own_released, pos
+                    self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
                     yield from self._one_by_one(item)
-                    newest, own_released, pos = self.newest, self.own_released, self.pos
+                    newest, own_released, pos, head = self.newest, self.own_released, self.pos, self.head
+                    size = len(buf)
+                    limit = newest - hold
                     continue
             else:
                 t = item.time
-                if t < newest - window:
-                    if t < newest - hold:
-                        rel = self.released(newest - hold, own_released)
-                        if t < rel:
-                            counters.out_of_order += 1
-                            if on_out_of_order is not None:
-                                on_out_of_order(item, rel)
-                            self.newest, self.own_released = newest, own_released
-                            yield from self._sync((newest - hold, -1), last)
-                            self.horizon = (newest - hold, -1)
-                            marks[id(item)] = (item, pos, True)
-                            pos += 1
-                            yield item
-                            continue
-                    marks[id(item)] = (item, pos, True)
-                elif not by_index:
-                    marks[id(item)] = (item, pos, False)
-                if t > newest:
-                    newest = t
-                elif t < newest:
+                if t < newest:
+                    if t < newest - window:
+                        if t < limit:
+                            rel = self.released(limit, own_released)
+                            if t < rel:
+                                counters.out_of_order += 1
+                                if on_out_of_order is not None:
+                                    on_out_of_order(item, rel)
+                                yield from self._sync((limit, -1), last)
+                                self.horizon = (limit, -1)
+                                marks[id(item)] = (item, pos, True)
+                                pos += 1
+                                yield item
+                                continue
+                        marks[id(item)] = (item, pos, True)
+                    elif not by_index:
+                        marks[id(item)] = (item, pos, False)
                     reordered += 1
-                push(heap, (t, pos, item))
+                    insort(buf, (t, pos, item), head)
+                    size += 1
+                else:
+                    if not by_index:
+                        marks[id(item)] = (item, pos, False)
+                    buf.append((t, pos, item))
+                    size += 1
+                    if t > newest:
+                        newest = t
+                        limit = t - hold
                 if pairer is not None and item.kind == _REALLOC:
                     buffered(item, pos)
                 pos += 1
-            limit = newest - hold
-            while heap and heap[0][0] < limit:
-                entry = pop(heap)
-                own_released = entry[0]
+            while head < size and buf[head][0] < limit:
+                entry = buf[head]
+                head += 1
+                own_released, seq, out = entry
                 if pairer is None:
-                    yield entry[2]
-                    continue
-                if own_released > pairer.expiry:  # other records before it may expire runs
-                    yield from self._sync(entry, last)
-                else:
-                    last = entry
-                out = entry[2]
-                keep = release(out, entry[1])
-                if flushed:
-                    self.horizon = entry
-                    yield from flushed
-                    flushed.clear()
-                if keep:
                     yield out
-            if len(pending) > 64:
-                self._compact(limit)
-        self.newest, self.own_released, self.pos = newest, own_released, pos
+                    continue
+                kind = out.kind
+                if runs or watched or kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and out.address in named):
+                    if runs and own_released > pairer.expiry:  # other records before it may expire runs
+                        yield from self._sync(entry, last)
+                    else:
+                        last = entry
+                    keep = release(out, seq)
+                    if flushed:
+                        self.horizon = entry
+                        yield from flushed
+                        flushed.clear()
+                    if keep:
+                        yield out
+                else:  # nothing open in pairing: other records before it cannot matter there
+                    last = entry
+                    yield out
+            if head >= _COMPACT_AT and head + head >= size:
+                del buf[:head]
+                size -= head
+                head = 0
+        self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
         self.synced = max(self.synced, last)
         counters.events_in += pos
         counters.reordered += reordered
@@ -180,20 +204,21 @@ class PartitionOrder:
             else:
                 if t > self.newest:
                     self.newest = t
-                self.pending.append((self.pos, [t], t))
+                self.pending.append((self.pos, [t], t, t))
                 yield from self._drain(self.newest - self.hold)
             self.pos += 1
 
     def _drain(self, limit: float) -> Iterator[HeapEvent]:
         """Release own records older than ``limit`` (the loop of :meth:`events`)."""
-        heap, pairer = self.heap, self.pairer
-        while heap and heap[0][0] < limit:
-            entry = heapq.heappop(heap)
+        buf, pairer = self.buf, self.pairer
+        while self.head < len(buf) and buf[self.head][0] < limit:
+            entry = buf[self.head]
+            self.head += 1
             self.own_released = entry[0]
             if pairer is None:
                 yield entry[2]
                 continue
-            if entry[0] > pairer.expiry:
+            if self.runs and entry[0] > pairer.expiry:
                 yield from self._sync(entry, self.synced)
             else:
                 self.synced = max(self.synced, entry)
@@ -211,7 +236,7 @@ class PartitionOrder:
             yield from self._sync((_INF, _TOP), self.synced)
             self.horizon = (_INF, _TOP)
             yield from self.pairer.finish()
-        self.dropped_max = max([self.dropped_max, *(hi for _, _, hi in self.pending)])
+        self.dropped_max = max([self.dropped_max, *(e[2] for e in self.pending)])
         self.pending.clear()
 
     # --- other partitions' records ------------------------------------------------------------
@@ -228,7 +253,7 @@ class PartitionOrder:
         # only a record later than the expiry can expire runs, and expiring
         # them only moves the expiry later
         expiry = pairer.expiry
-        keys = sorted((t, p0 + k) for p0, times, hi in self.pending if hi > expiry
+        keys = sorted((t, p0 + k) for p0, times, hi, lo in self.pending if hi > expiry and lo <= before[0]
                       for k, t in enumerate(times) if t > expiry and start <= (t, p0 + k) < before)
         flushed = pairer.flushed
         for t, p in keys:
@@ -239,14 +264,13 @@ class PartitionOrder:
                     yield from flushed
                     flushed.clear()
 
-    def _compact(self, limit: int) -> None:
-        """Forget other records that are released, when no run can expire
-        (while one can, :meth:`_sync` still needs them)."""
-        if self.pairer is not None and self.pairer.expiry != _INF:
-            return
+    def _compact(self, limit: int, last: tuple) -> None:
+        """Forget other records that are released and, where a run can
+        expire, handed to pairing (:meth:`_sync`)."""
+        synced = max(self.synced, last) if self.runs else _INF_KEY
         pending = self.pending
         n = 0
-        while n < len(pending) and pending[n][2] < limit:
+        while n < len(pending) and pending[n][2] < limit and (pending[n][2], pending[n][0] + len(pending[n][1])) <= synced:
             n += 1
         if n:
             self.dropped_max = max(self.dropped_max, max(e[2] for e in pending[:n]))
@@ -256,7 +280,7 @@ class PartitionOrder:
         """The time of the last record a whole replay has released when its
         limit is ``limit``: the latest time below it."""
         best = max(own_released, self.dropped_max)
-        for _, times, hi in self.pending:
+        for _, times, hi, _ in self.pending:
             cand = hi if hi < limit else max((t for t in times if t < limit), default=_NEG)
             if cand > best:
                 best = cand
@@ -267,7 +291,7 @@ class PartitionOrder:
         the own event that came out last (an upper bound for dropped ones)."""
         before = self.horizon
         best: tuple = (self.dropped_max, _TOP) if self.dropped_max > _NEG else (_NEG, -1)
-        for p0, times, _ in self.pending:
+        for p0, times, _, _ in self.pending:
             for k, t in enumerate(times):
                 key = (t, p0 + k)
                 if best < key < before:
@@ -276,5 +300,5 @@ class PartitionOrder:
 
     def foreign_max(self) -> int | None:
         """The latest time of the other records (None when there were none)."""
-        latest = max([self.dropped_max, *(hi for _, _, hi in self.pending)])
+        latest = max([self.dropped_max, *(e[2] for e in self.pending)])
         return None if latest <= _NEG else latest
