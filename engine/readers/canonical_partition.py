@@ -41,7 +41,9 @@ _EVENT_LINE = re.compile(
     rb'(?:,"(?:tid|heap|address|size|new_address|new_size|old_address|old_size|source|stack|flags|image)"'
     rb':(?:"[^"\\]*"|\d+))*\}\r?\n?'
 )
-_EVENT_KINDS = frozenset(("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end"))
+#: how an event record of each kind starts, up to its time
+_HEADS = {kind: b'{"kind":"%s","time":' % kind.encode()
+          for kind in ("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end")}
 #: decompressed bytes per block
 _BLOCK = 256 * 1024
 
@@ -138,39 +140,41 @@ class _Lines:
             reader.bad_record(str(err), line=line_no)
             return None
 
-    def own_line(self, raw: bytes, line_no: int, head: re.Match) -> HeapEvent | None:
-        """A line whose start (``head``) claims it for a process of this
-        partition: its event, when it decodes as one that says the same;
-        else None, and nothing done (:meth:`line` then takes the line)."""
+    def own_line(self, raw: bytes, line_no: int) -> HeapEvent | None:
+        """A line that may be an event of this partition's processes: its
+        event, when it is one and starts exactly as the canonical writer
+        writes kind, time and pid (what the other partitions read from its
+        bytes); else None, and nothing done (:meth:`line` then takes it)."""
         try:
             rec = json.loads(raw.decode())
         except (ValueError, RecursionError):
             return None
-        if type(rec) is not dict or rec.get("kind") not in _EVENT_KINDS:
+        kind = rec.get("kind") if type(rec) is dict else None
+        start = _HEADS.get(kind) if type(kind) is str else None
+        if start is None:  # (not an event: stack and facts records change the tables when decoded)
             return None
         try:
             ev = self.decode(rec, self.index, line_no)
         except BadRecord:
             return None
-        if ev is None or ev.pid != int(head[2]) or ev.time != int(head[1]) * self.mult:
+        if self.mult != 1 or not self.ours.get(ev.pid) or not raw.startswith(b'%s%d,"pid":%d,' % (start, ev.time, ev.pid)):
             return None
         self.index += 1
         return ev
 
-    def patterns(self) -> tuple[list[bytes], re.Pattern | None, set[bytes]]:
+    def patterns(self) -> tuple[list[bytes], re.Pattern | None]:
         """What the block scan searches for: the ``"pid":N,`` texts of this
         partition's known processes (a record ending at its pid is left to
-        :meth:`line`), a pattern matching a line that is an event of another
-        known process (None while there is none), and this partition's pid
-        texts."""
+        :meth:`line`), and a pattern matching a line that is an event of
+        another known process (None while there is none)."""
         texts = {pid: str(pid).encode() for pid in self.ours}
         mine = {texts[p] for p, ours in self.ours.items() if ours}
         own = [b'"pid":' + text + b"," for text in mine]
         others = [re.escape(texts[p]) for p, ours in self.ours.items() if not ours]
         if not others:
-            return own, None, mine
+            return own, None
         return own, re.compile(rb'\n\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(?:'
-                               + b"|".join(others) + rb")[,}]"), mine
+                               + b"|".join(others) + rb")[,}]")
 
 
 def partition_events(reader: JsonlReader) -> Iterator[Union[HeapEvent, list[int]]]:
@@ -234,7 +238,6 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
 def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[HeapEvent, list[int]]]:
     """The lines of ``buf[1:end]`` (``buf[0]`` is a newline); returns the
     last line number."""
-    head = _EVENT_HEAD.match
     own_line = lines.own_line
     mult = lines.mult
     find = buf.find
@@ -243,7 +246,7 @@ def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[
     while pos < end:
         if version != lines.version:
             version = lines.version
-            own, others, mine = lines.patterns()
+            own, others = lines.patterns()
             single = own[0] if len(own) == 1 else None
             hit = -1
             hits = [-1] * len(own)
@@ -284,10 +287,10 @@ def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[
                 break
         stop = find(b"\n", nxt) + 1
         line_no += 1
-        m = head(buf, pos)
-        ev = own_line(buf[pos:stop], line_no, m) if m is not None and m[2] in mine else None
+        raw = buf[pos:stop]
+        ev = own_line(raw, line_no)
         if ev is None:
-            out = lines.line(buf[pos:stop], line_no)
+            out = lines.line(raw, line_no)
             if out is not None:
                 yield [out] if type(out) is int else out
         else:
