@@ -49,6 +49,7 @@ class Compiled:
     kinds: frozenset | None = None  # event kinds that can make it true; None = any
     anomalies: frozenset | None = None  # anomaly kinds that can make it true; None = any
     ref: str | None = None  # the field name when the expression is a bare field
+    chain: tuple | None = None  # ("and" | "or", operand closures) of a flattened and/or chain
 
     def paren(self, prec: int) -> str:
         return self.text if self.prec >= prec else f"({self.text})"

@@ -81,31 +81,41 @@ class RuleRun:
                 on_rise = self._window_rise(rule)
                 for k in _kinds(rule.kinds):
                     when, aggs = rule.for_kind(k)
-                    step = ws.make_step(aggs, key_of, when.fn, on_rise)
-                    if step is not None:
-                        plan[k].append((step, _never))
+                    pair = ws.make_step(aggs, key_of, when.fn, on_rise)
+                    if pair is not None:
+                        plan[k].append(pair)
         self.plan = [tuple(p) for p in plan]
         self.anomaly_plan = {a: tuple(by_anomaly.get(a, []) + any_anomaly) for a in ANOMALY_KINDS}
         self.anomaly_plan = {a: p for a, p in self.anomaly_plan.items() if p}
+        self.on_event = self._event_hook()  # type: ignore[method-assign]
 
     # --- hooks ------------------------------------------------------------------------------
     def on_event(self, ev: HeapEvent, anomalies: Any) -> None:
-        """Replay callback: evaluate the rules that can match ``ev``."""
+        """Replay callback: evaluate the rules that can match ``ev`` (replaced
+        by a closure over the plan in :meth:`attach`)."""
+        raise RuntimeError("RuleRun.attach() must come before the replay")
+
+    def _event_hook(self) -> Callable[[HeapEvent, Any], None]:
         c = self.ctx
-        c.ev = ev
-        c.anomalies = anomalies
-        for pred, act in self.plan[ev.kind]:
-            if pred(c):
-                act(c)
-        if anomalies and self.anomaly_plan:
-            aplan = self.anomaly_plan
-            for a in anomalies:
-                pairs = aplan.get(a.kind)
-                if pairs:
-                    c.anom = a
-                    for pred, act in pairs:
-                        if pred(c):
-                            act(c)
+        plan = self.plan
+        aplan = self.anomaly_plan
+
+        def on_event(ev: HeapEvent, anomalies: Any) -> None:
+            c.ev = ev
+            c.anomalies = anomalies
+            for pred, act in plan[ev.kind]:
+                if pred(c):
+                    act(c)
+            if anomalies and aplan:
+                for a in anomalies:
+                    pairs = aplan.get(a.kind)
+                    if pairs:
+                        c.anom = a
+                        for pred, act in pairs:
+                            if pred(c):
+                                act(c)
+
+        return on_event
 
     def on_process_end(self, proc: ProcessState, time: int) -> None:
         """Replay callback: run process, heap and block end rules."""
@@ -203,10 +213,6 @@ def _key_of(getters: list[Callable[[Ctx], Any]]) -> Callable[[Ctx], tuple]:
 
 def _always(c: Ctx) -> bool:
     return True
-
-
-def _never(c: Ctx) -> None:  # pragma: no cover - window predicates never return True
-    return None
 
 
 def run_events(

@@ -129,12 +129,12 @@ class WindowState:
 
     # --- the per-event closure -----------------------------------------------------------
     def make_step(self, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
-                  on_rise: Callable[[Any, Group, tuple], None]) -> Callable[[Any], bool]:
-        """The closure that files one event (of a kind for which ``aggs`` were
+                  on_rise: Callable[[Any, Group, tuple], None]) -> tuple[Callable, Callable] | None:
+        """The closures that file one event (of a kind for which ``aggs`` were
         compiled: same positions as the rule's, ``where`` possibly folded),
-        sets ``ctx.win`` to the group's totals, evaluates ``when`` and calls
-        ``on_rise(ctx, group, key)`` when it turns true.  Returns False (it
-        stands in the runtime's plan as a predicate that never acts)."""
+        set ``ctx.win`` to the group's totals, evaluate ``when`` and call
+        ``on_rise(ctx, group, key)`` when it turns true: a ``(predicate,
+        action)`` pair for the runtime's plan (see windowstep.build_step)."""
         from heaplint.rules.windowstep import build_step
 
         return build_step(self, aggs, key_of, when, on_rise)

@@ -26,9 +26,11 @@ OnRise = Callable[[Any, Group, tuple], None]
 
 
 def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
-               on_rise: OnRise) -> Step | None:
-    """The step for events of one kind, or None when no event of that kind
-    can be filed (every ``where`` is false for it)."""
+               on_rise: OnRise) -> tuple[Callable[[Any], Any], Step] | None:
+    """The ``(predicate, action)`` pair of the runtime's plan for events of
+    one kind: ``(where, step)`` for one aggregate with a where, otherwise
+    ``(step, never)`` (a step returns None).  None when no event of that kind can be filed (every ``where``
+    is false for it)."""
     set_rate(aggs, ws.over)
     always = ws.file_all  # no where at all: every event is filed
     uncond: list[tuple] = []  # aggregates that take every filed event
@@ -48,29 +50,34 @@ def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tup
     if len(aggs) == 1 and _OPS[aggs[0].name] in (_COUNT, _SUM):
         test = tests[0][0] if tests else None
         pos, op, value = (uncond or tests[0][1])[0]
-        return _single(ws, test, value if op == _SUM else None, key_of, when, on_rise)
-    return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise)
+        step = _single(ws, value if op == _SUM else None, key_of, when, on_rise)
+        return (test, step) if test is not None else (step, _never)
+    if all(_OPS[a.name] == _COUNT for a in aggs):
+        tests = [(w, tuple(p for p, _, _ in items)) for w, items in tests]
+        return _counts(ws, tests, tuple(p for p, _, _ in uncond), always, key_of, when, on_rise), _never
+    return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise), _never
 
 
-def _single(ws: WindowState, test: Callable | None, value: Callable | None, key_of: Callable, when: Callable,
-            on_rise: OnRise) -> Step:
-    """One count, rate or sum (position 0): everything inlined."""
+def _never(c: Any) -> None:  # pragma: no cover - steps return None, so their action never runs
+    return None
+
+
+def _single(ws: WindowState, value: Callable | None, key_of: Callable, when: Callable, on_rise: OnRise) -> Step:
+    """One count, rate or sum (position 0), its where tested before: everything inlined."""
     groups = ws.groups
     get = groups.get
     width = ws.width
     admit = ws.admit
     sweep = ws.sweep
 
-    def step(c: Any) -> bool:
-        if test is not None and not test(c):
-            return False
+    def step(c: Any) -> None:
         b = c.ev.time // width
         key = key_of(c)
         g = get(key)
         if g is None or g.last < b - _MAX_AGE:
             g = admit(key, b, g)
             if g is None:
-                return False
+                return
         totals = g.totals
         buckets = g.buckets
         if buckets:
@@ -95,7 +102,66 @@ def _single(ws: WindowState, test: Callable | None, value: Callable | None, key_
                 on_rise(c, g, key)
         elif g.active:
             g.active = False
-        return False
+
+    return step
+
+
+def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: Callable, when: Callable,
+            on_rise: OnRise) -> Step:
+    """Counts and rates only: a filed event adds 1 at the positions whose where holds."""
+    groups = ws.groups
+    get = groups.get
+    width = ws.width
+    admit = ws.admit
+    sweep = ws.sweep
+    zeros = [0] * ws.size
+    positions = range(ws.size)
+    static_hit = [uncond]
+
+    def step(c: Any) -> None:
+        if tests:
+            hit = [ps for w, ps in tests if w(c)]
+            if not hit and not always:
+                return
+            hit.append(uncond)
+        else:
+            hit = static_hit
+        b = c.ev.time // width
+        key = key_of(c)
+        g = get(key)
+        if g is None or g.last < b - _MAX_AGE:
+            g = admit(key, b, g)
+            if g is None:
+                return
+        totals = g.totals
+        buckets = g.buckets
+        if buckets:
+            low = b - _MAX_AGE
+            while buckets and buckets[0][0] < low:
+                row = buckets.popleft()
+                for p in positions:
+                    totals[p] -= row[p + 1]
+        if b > g.last:
+            g.last = b
+        if buckets and buckets[-1][0] >= b:
+            row = buckets[-1]
+        else:
+            row = [b, *zeros]
+            buckets.append(row)
+        for ps in hit:
+            for p in ps:
+                row[p + 1] += 1
+                totals[p] += 1
+        n = ws._adds = ws._adds + 1
+        if not n % SWEEP_EVERY:
+            sweep(b)
+        c.win = totals
+        if when(c):
+            if not g.active:
+                g.active = True
+                on_rise(c, g, key)
+        elif g.active:
+            g.active = False
 
     return step
 
@@ -106,27 +172,42 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
     get = groups.get
     width = ws.width
     admit = ws.admit
-    expire = ws.expire
+    sweep = ws.sweep
     size = ws.size
+    additive = tuple(ws.additive)
+    extrema = tuple(ws.extrema)
+    static_hit = [uncond] if uncond else []
 
-    def step(c: Any) -> bool:
-        hit = [items for w, items in tests if w(c)]
-        if not hit and not always:
-            return False
-        hit.append(uncond)
+    def step(c: Any) -> None:
+        if tests:
+            hit = [items for w, items in tests if w(c)]
+            if not hit and not always:
+                return
+            if uncond:
+                hit.append(uncond)
+        else:
+            hit = static_hit
         b = c.ev.time // width
         key = key_of(c)
         g = get(key)
         if g is None or g.last < b - _MAX_AGE:
             g = admit(key, b, g)
             if g is None:
-                return False
-        else:
-            expire(g, b)
-        if b > g.last:
-            g.last = b
+                return
         totals = g.totals
         buckets = g.buckets
+        low = b - _MAX_AGE
+        if buckets and buckets[0][0] < low:
+            while buckets and buckets[0][0] < low:
+                row = buckets.popleft()
+                for p in additive:
+                    totals[p] -= row[p + 1]
+        for p in extrema:
+            dq = totals[p]
+            while dq and dq[0][0] < low:
+                dq.popleft()
+        if b > g.last:
+            g.last = b
         row = buckets[-1] if buckets and buckets[-1][0] >= b else None
         for items in hit:
             for p, op, value in items:
@@ -145,7 +226,9 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
                 if op == _AVG:
                     row[p + 2] += 1
                     totals[p + 1] += 1
-        ws.counted(b)
+        n = ws._adds = ws._adds + 1
+        if not n % SWEEP_EVERY:
+            sweep(b)
         c.win = totals
         if when(c):
             if not g.active:
@@ -153,7 +236,6 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
                 on_rise(c, g, key)
         elif g.active:
             g.active = False
-        return False
 
     return step
 
