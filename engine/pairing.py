@@ -106,6 +106,16 @@ class ReallocPairer:
         # after this time some released move's run can no longer complete
         self._deadline: float = _NEVER
 
+    def quiet_check(self) -> tuple[dict, dict, dict]:
+        """The three tables that say whether a released record can concern
+        pairing at all: the open runs, the watched addresses and the addresses
+        named by buffered moves.  With no open run and no watched address,
+        :meth:`release` returns True for every record that is not a ReAlloc
+        and whose address no buffered move names, changing nothing (at most
+        an expiry check, which finds no run): the ordering stage skips the
+        call then.  The tables are live (never replaced)."""
+        return self._runs, self._watched, self._pending_addrs
+
     def buffered(self, ev: HeapEvent, seq: int) -> None:
         """Note a record entering the reorder buffer (input number ``seq``)."""
         if ev.kind == _REALLOC and ev.address != ev.old_address and ev.address and ev.old_address:

@@ -33,8 +33,9 @@ number of events inside one window.
 
 from __future__ import annotations
 
-import heapq
+from bisect import insort
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Callable, Iterable, Iterator
 
 from heaplint.engine.errors import UsageError
@@ -46,7 +47,16 @@ REALLOC_MODES = ("auto", "standalone", "paired")
 DEFAULT_REORDER_WINDOW_NS = 10_000_000  # 10 ms
 DEFAULT_PAIR_WINDOW_NS = 1_000_000  # 1 ms
 
+_ALLOC = int(Kind.ALLOC)
+_FREE = int(Kind.FREE)
 _REALLOC = int(Kind.REALLOC)
+_BEFORE_ALL = -(1 << 256)  # before any trace time
+#: the end of the input: at an infinite time, it releases everything buffered
+_END = (HeapEvent(-1, float("inf"), 0),)  # type: ignore[arg-type]
+#: released entries at the buffer's front are dropped in batches of at least
+#: this many, and once they are at least as many as the buffered ones (memory
+#: stays within twice the window's events, the memmove amortised O(1))
+_COMPACT_AT = 256
 
 @dataclass(frozen=True, slots=True)
 class ReplayOptions:
@@ -83,60 +93,77 @@ def ordered(
 ) -> Iterator[HeapEvent]:
     """Yield ``events`` in time order (within the reorder window), with the
     inner records of moving reallocs dropped in ``auto`` mode (see
-    :mod:`heaplint.engine.pairing`)."""
+    :mod:`heaplint.engine.pairing`).
+
+    Events are released in (time, input order) once the newest time seen is
+    more than the hold time ahead of them.  The buffer is a list kept in that
+    order from ``head`` on: an event at or after the newest time is appended
+    (input already in order costs an append and a comparison, no heap), one
+    within the window is inserted by bisection, one older than the last
+    released goes out at once.  A sentinel at an infinite time ends the input,
+    so that one loop releases both during the input and at its end.  Most
+    released records cannot concern realloc pairing (no open run, not a
+    ReAlloc, no buffered move names their address): those skip the pairer.
+    """
     pairer = ReallocPairer(options.pair_window_ns, counters) if options.realloc_mode == "auto" else None
     hold = max(options.reorder_window_ns, options.pair_window_ns if pairer is not None else 0)
-    heap: list[tuple[int, int, HeapEvent]] = []
-    push, pop = heapq.heappush, heapq.heappop
-    newest = None
-    released = None  # time of the last released event
-    seq = 0
     if pairer is not None:
         buffered, release, flushed = pairer.buffered, pairer.release, pairer.flushed
-    max_buffered = counters.max_buffered
-
-    for ev in events:
-        counters.events_in += 1
-        t = ev.time
-        if released is not None and t < released:
-            counters.out_of_order += 1
-            if on_out_of_order is not None:
-                on_out_of_order(ev, released)
-            yield ev
-            continue
-        if newest is None or t > newest:
-            newest = t
-        elif t < newest:
-            counters.reordered += 1
-        push(heap, (t, seq, ev))
-        if pairer is not None and ev.kind == _REALLOC:
-            buffered(ev, seq)
-        seq += 1
-        limit = newest - hold
-        while heap and heap[0][0] < limit:
-            released, out_seq, out = pop(heap)
-            if pairer is None:
-                yield out
-                continue
-            keep = release(out, out_seq)
-            if flushed:
-                yield from flushed
-                flushed.clear()
-            if keep:
-                yield out
-        if len(heap) > max_buffered:
-            max_buffered = counters.max_buffered = len(heap)
-    while heap:
-        released, out_seq, out = pop(heap)
-        if pairer is None:
-            yield out
-            continue
-        keep = release(out, out_seq)
-        if flushed:
-            yield from flushed
-            flushed.clear()
-        if keep:
-            yield out
+        runs, watched, named = pairer.quiet_check()
+    buf: list[tuple[int, int, HeapEvent]] = []  # (time, input number, event), sorted from head on
+    head = 0
+    newest = released = limit = _BEFORE_ALL
+    seq = 0
+    max_buffered = before = counters.max_buffered
+    ended = False
+    try:
+        for ev in chain(events, _END):
+            t = ev.time
+            seq += 1
+            if t < newest:
+                if t < released:
+                    counters.out_of_order += 1
+                    if on_out_of_order is not None:
+                        on_out_of_order(ev, released)
+                    yield ev
+                    continue
+                counters.reordered += 1
+                insort(buf, (t, seq, ev), head)
+            else:
+                buf.append((t, seq, ev))
+                if t > newest:
+                    newest = t
+                    limit = t - hold
+            if pairer is not None and ev.kind == _REALLOC:
+                buffered(ev, seq)
+            # the event holding the newest time is never below the limit: the
+            # loop needs no bound check
+            while buf[head][0] < limit:
+                released, out_seq, out = buf[head]
+                head += 1
+                if pairer is None:
+                    yield out
+                    continue
+                kind = out.kind
+                if runs or watched or kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and out.address in named):
+                    keep = release(out, out_seq)
+                    if flushed:
+                        yield from flushed
+                        flushed.clear()
+                    if keep:
+                        yield out
+                else:
+                    yield out
+            if head >= _COMPACT_AT and head + head >= len(buf):
+                del buf[:head]
+                head = 0
+            if len(buf) - head > max_buffered:
+                max_buffered = counters.max_buffered = len(buf) - head
+        ended = True
+    finally:
+        counters.events_in += seq - 1 if ended else seq  # the sentinel is no event
+    if seq == 1:  # no event: only the sentinel was buffered
+        counters.max_buffered = before
     if pairer is not None:
         yield from pairer.finish()
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 DEFAULT_CAP = 512
 INITIAL_WIDTH_NS = 1_000_000
+_CLOSED = -(1 << 256)  # below any trace time
 
 
 class Bucket(NamedTuple):
@@ -28,7 +29,7 @@ class Bucket(NamedTuple):
 class Series:
     """Bucketed samples of one counter.  :meth:`add` is amortised O(1)."""
 
-    __slots__ = ("cap", "width", "buckets", "_start", "_low", "_high", "_last", "_open")
+    __slots__ = ("cap", "width", "buckets", "_start", "_low", "_high", "_last", "_open", "_end")
 
     def __init__(self, cap: int = DEFAULT_CAP, width: int = INITIAL_WIDTH_NS) -> None:
         if cap < 2:
@@ -38,12 +39,16 @@ class Series:
         self.buckets: list[Bucket] = []
         self._open = False
         self._start = 0
+        #: ``_start + width`` while a bucket is open, below any time otherwise:
+        #: ``time < _end`` is the whole test of the fast path (which the replay
+        #: inlines, see HeapState._grow)
+        self._end = _CLOSED
         self._low = self._high = self._last = 0
 
     def add(self, time: int, value: int) -> None:
         """Record that the counter is ``value`` from ``time`` on.  A time
         before the open bucket (a late record) counts in the open bucket."""
-        if self._open and time < self._start + self.width:
+        if time < self._end:
             if value < self._low:
                 self._low = value
             elif value > self._high:
@@ -68,6 +73,7 @@ class Series:
             low, high = min(m.low, value), max(m.high, value)
         self._open = True
         self._start = start
+        self._end = start + self.width
         self._low, self._high, self._last = low, high, value
 
     def _coarsen(self) -> None:

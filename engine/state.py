@@ -2,9 +2,11 @@
 
 ``HeapState.apply(event)`` applies one (already ordered and realloc-paired)
 event and returns the anomalies it revealed as values; it never raises on odd
-input.  Each heap keeps its live blocks in a :class:`sortedcontainers.SortedDict`
-keyed by address: exact-address look-ups are plain dict look-ups (O(1)), range
-questions (overlap, interior pointers) are a bisection (O(log n)).
+input.  Each heap keeps its live blocks in a :class:`~heaplint.engine.blocks.BlockMap`
+(a :class:`sortedcontainers.SortedDict` keyed by address, with compact block
+records): exact-address look-ups are plain dict look-ups (O(1)), range
+questions (overlap, interior pointers) are a bisection (O(log n)).  Irregular
+records are classified in :mod:`heaplint.engine.anomalies`.
 
 Invariants (checked by :meth:`HeapState._check`, which the property tests call):
 
@@ -19,92 +21,50 @@ Invariants (checked by :meth:`HeapState._check`, which the property tests call):
 
 from __future__ import annotations
 
-from bisect import bisect_left as _bisect_left
+import struct
 from collections import OrderedDict
-from typing import Callable, NamedTuple
+from typing import Any, Callable
 
-from sortedcontainers import SortedDict
-
+from heaplint.engine.anomalies import (  # noqa: F401 - re-exported: rules and tests import them from here
+    ABSURD_SIZE,
+    ANOMALY_KINDS,
+    DESTROY_WITH_LIVE_BLOCKS,
+    DOUBLE_FREE,
+    HANDLE_REUSE,
+    INTERIOR_FREE,
+    INVALID_SOURCE,
+    NULL_ADDRESS,
+    OUT_OF_ORDER,
+    OVERLAP,
+    REALLOC_SIZE_MISMATCH,
+    REALLOC_UNKNOWN_OLD,
+    UNKNOWN_FREE,
+    UNKNOWN_HEAP,
+    WRONG_HEAP_FREE,
+    ZERO_SIZE,
+    Anomaly,
+    IrregularRecords,
+    note,
+)
+from heaplint.engine.blocks import NO_STACK, Block, BlockMap, moved, pack_plain, size_of, unpack
 from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.series import Series
 
-# --- anomaly kinds (stable strings: rules and reports use them) -------------
-UNKNOWN_FREE = "unknown-free"
-INTERIOR_FREE = "interior-free"  # free of an address inside a live block
-DOUBLE_FREE = "double-free"
-OVERLAP = "overlap"
-WRONG_HEAP_FREE = "wrong-heap-free"
-REALLOC_UNKNOWN_OLD = "realloc-unknown-old"
-REALLOC_SIZE_MISMATCH = "realloc-size-mismatch"
-ZERO_SIZE = "zero-size"
-ABSURD_SIZE = "absurd-size"
-NULL_ADDRESS = "null-address"
-DESTROY_WITH_LIVE_BLOCKS = "destroy-with-live-blocks"
-UNKNOWN_HEAP = "unknown-heap"
-HANDLE_REUSE = "handle-reuse"
-OUT_OF_ORDER = "out-of-order"
-INVALID_SOURCE = "invalid-source"
-
-ANOMALY_KINDS: tuple[str, ...] = (
-    UNKNOWN_FREE,
-    INTERIOR_FREE,
-    DOUBLE_FREE,
-    OVERLAP,
-    WRONG_HEAP_FREE,
-    REALLOC_UNKNOWN_OLD,
-    REALLOC_SIZE_MISMATCH,
-    ZERO_SIZE,
-    ABSURD_SIZE,
-    NULL_ADDRESS,
-    DESTROY_WITH_LIVE_BLOCKS,
-    UNKNOWN_HEAP,
-    HANDLE_REUSE,
-    OUT_OF_ORDER,
-    INVALID_SOURCE,
-)
-
 #: sizes at or above this are taken as garbage, not tracked (1 TiB)
 DEFAULT_ABSURD_SIZE = 1 << 40
-#: how many freed addresses per process are remembered for double-free checks
-DEFAULT_FREED_MEMORY = 1 << 16
+#: how many freed addresses per process are remembered for double-free checks:
+#: addresses freed and not allocated again since, the latest first (an address
+#: allocated again leaves the table).  4,096 entries are about 0.5 MiB; the
+#: steady benchmark workload (LFH-style reuse) fills them within ~1M events, so
+#: that memory stops growing early (65,536 were still filling at 10M events).
+#: A double free is recognised as such while fewer than this many other
+#: not-reused addresses were freed in between; older ones are unknown frees.
+DEFAULT_FREED_MEMORY = 1 << 12
 #: at most this many retired heaps keep their own statistics per process
 RETIRED_HEAPS_KEPT = 256
 
-_SOURCE_INVALID = 5
 _NO_ANOMALIES: tuple = ()
-
-
-class Block(NamedTuple):
-    """A live block.  ``time``/``index``/``stack`` are those of the event that
-    produced the block (an alloc, or the realloc that last moved or resized
-    it); ``moves`` counts moving reallocs in its history and ``copied`` the
-    bytes those moves copied."""
-
-    size: int
-    time: int
-    index: int
-    stack: int | None
-    source: int
-    moves: int = 0
-    copied: int = 0
-
-
-class Anomaly(NamedTuple):
-    """Something the trace shows that a correct program with a complete trace
-    would not.  ``other`` is the related address (the live block an interior
-    free points into, the block an allocation overlaps, the heap a wrong-heap
-    free belongs to); ``count``/``bytes`` carry aggregate evidence (blocks and
-    bytes alive at a destroy)."""
-
-    kind: str
-    event: HeapEvent
-    pid: int
-    heap: int
-    address: int = 0
-    size: int = 0
-    other: int = 0
-    count: int = 0
-    bytes: int = 0
+_size_from = struct.Struct("<q").unpack_from
 
 
 class HeapRecord:
@@ -143,7 +103,7 @@ class HeapRecord:
         self.created = created
         self.create_time = time if created else None
         self.end_time: int | None = None
-        self.blocks: SortedDict = SortedDict()
+        self.blocks = BlockMap()
         self.live_bytes = 0
         self.peak_bytes = 0
         self.peak_time = time
@@ -160,13 +120,7 @@ class HeapRecord:
 
     def containing(self, address: int) -> tuple[int, Block] | None:
         """The live block whose span holds ``address`` (O(log n))."""
-        blocks = self.blocks
-        i = blocks.bisect_right(address)
-        if i:
-            start, block = blocks.peekitem(i - 1)
-            if address < start + (block.size or 1):
-                return start, block
-        return None
+        return self.blocks.containing(address)
 
 
 class ProcessState:
@@ -225,12 +179,12 @@ class ProcessState:
         return [*self.retired, *self.heaps.values()]
 
 
-class HeapState:
+class HeapState(IrregularRecords):
     """The replayed state of every process and heap of one trace.
 
     ``apply`` expects events in time order with moving reallocs already paired
-    (see :mod:`heaplint.engine.replay`).  After each call, ``ended`` holds the
-    block the event freed or moved away from (``None`` otherwise), so that
+    (see :mod:`heaplint.engine.replay`).  After each call, :attr:`ended` holds
+    the block the event freed or moved away from (``None`` otherwise), so that
     rules can ask for lifetimes without a second look-up.
 
     ``realloc_moves`` is False in ``paired`` realloc mode: a moving ReAlloc is
@@ -251,18 +205,26 @@ class HeapState:
         self.freed_memory = freed_memory
         self.realloc_moves = realloc_moves
         self.on_process_end = on_process_end
-        self.ended: Block | None = None
+        self._ended: Any = None  # raw record of the block the last event ended
         self.events = 0
         self._serial = 0  # last HeapRecord serial handed out
         self._dispatch = {
-            Kind.ALLOC: self._alloc,
-            Kind.FREE: self._free,
+            Kind.ALLOC: self._alloc_checked,
+            Kind.FREE: self._free_checked,
             Kind.REALLOC: self._realloc,
             Kind.HEAP_CREATE: self._create,
             Kind.DESTROY: self._destroy,
             Kind.PROCESS_START: self._process_start,
             Kind.PROCESS_END: self._process_end,
         }
+
+    @property
+    def ended(self) -> Block | None:
+        """The block the last event freed or moved away from (None if none)."""
+        rec = self._ended
+        if rec.__class__ is bytes:
+            rec = self._ended = unpack(rec)
+        return rec
 
     # --- look-ups -------------------------------------------------------
     def process(self, pid: int) -> ProcessState | None:
@@ -277,7 +239,8 @@ class HeapState:
         return h.blocks.get(address) if h is not None else None
 
     def known(self, pid: int, handle: int, address: int) -> bool:
-        return self.block(pid, handle, address) is not None
+        h = self.heap(pid, handle)
+        return h is not None and address in h.blocks
 
     def all_processes(self) -> list[ProcessState]:
         """Finished processes, then live ones, in order of first appearance."""
@@ -288,21 +251,105 @@ class HeapState:
         """Apply one event; return the anomalies it revealed (often ``()``).
 
         Cost: O(1) dict work plus O(log n) in the heap's sorted map for allocs
-        and growing reallocs (overlap check) and frees of unknown addresses.
+        and reallocs (overlap check, key list update), frees and frees of
+        unknown addresses.
+
+        The regular Alloc and Free (known heap, valid source, non-null address,
+        sane size, known block) are handled inline here: they are most of any
+        trace, and every call saved counts (measured, see docs/performance.md).
+        Anything else goes to its handler unchanged.
         """
-        self.ended = None
+        kind, t, pid, _tid, handle, address, size, _old, _old_size, source, stack, _fl, _img, index, _ln = ev
+        self._ended = None
         self.events += 1
-        proc = self.processes.get(ev.pid)
+        proc = self.processes.get(pid)
         if proc is None:
-            proc = self.processes[ev.pid] = ProcessState(ev.pid, ev.time)
+            proc = self.processes[pid] = ProcessState(pid, t)
         # coverage is the span of the process's records, whatever order the
         # (out-of-order beyond the window) records came in
-        t = ev.time
         if t > proc.last_time:
             proc.last_time = t
         elif t < proc.first_time:
             proc.first_time = t
-        return self._dispatch[ev.kind](proc, ev)
+        if kind == 2:  # alloc
+            heap = proc.heaps.get(handle)
+            if heap is None or not address or not 0 < size < self.absurd_size or not (0 <= source < 5 or source == 6):
+                return self._alloc_checked(proc, ev)
+            try:  # blocks.pack inlined
+                if stack is None:
+                    rec = pack_plain(size, t, index, 0, source | NO_STACK)
+                else:
+                    rec = pack_plain(size, t, index, stack, source)
+            except struct.error:  # a field out of the record's range
+                rec = Block(size, t, index, stack, source)
+            heap.last_time = t
+            heap.counts[2] += 1
+            heap.sources[source] += 1
+            if not heap.blocks.place(address, address + size, rec):
+                return self._insert(proc, heap, ev, rec, None) or _NO_ANOMALIES
+            if proc.freed:
+                proc.freed.pop(address, None)
+            # _grow inlined: live bytes rise, so only the peak and the highs can move
+            live = heap.live_bytes = heap.live_bytes + size
+            if live > heap.peak_bytes:
+                heap.peak_bytes = live
+                heap.peak_time = t
+            s = heap.series
+            if t < s._end:
+                if live > s._high:
+                    s._high = live
+                s._last = live
+            else:
+                s.add(t, live)
+            live = proc.live_bytes = proc.live_bytes + size
+            if live > proc.peak_bytes:
+                proc.peak_bytes = live
+                proc.peak_time = t
+            s = proc.series
+            if t < s._end:
+                if live > s._high:
+                    s._high = live
+                s._last = live
+            else:
+                s.add(t, live)
+            return _NO_ANOMALIES
+        if kind == 4:  # free
+            heap = proc.heaps.get(handle)
+            if heap is not None and address and (0 <= source < 5 or source == 6):
+                rec = heap.blocks.take(address)
+                if rec is not None:
+                    heap.last_time = t
+                    heap.counts[4] += 1
+                    heap.sources[source] += 1
+                    self._ended = rec
+                    freed = proc.freed
+                    freed[address] = heap.serial
+                    if len(freed) > self.freed_memory:
+                        freed.popitem(last=False)
+                    try:
+                        size = _size_from(rec)[0]
+                    except TypeError:  # a Block
+                        size = rec.size
+                    # _grow inlined: live bytes fall, so only the lows can move
+                    live = heap.live_bytes = heap.live_bytes - size
+                    s = heap.series
+                    if t < s._end:
+                        if live < s._low:
+                            s._low = live
+                        s._last = live
+                    else:
+                        s.add(t, live)
+                    live = proc.live_bytes = proc.live_bytes - size
+                    s = proc.series
+                    if t < s._end:
+                        if live < s._low:
+                            s._low = live
+                        s._last = live
+                    else:
+                        s.add(t, live)
+                    return _NO_ANOMALIES
+            return self._free_checked(proc, ev)
+        return self._dispatch[kind](proc, ev)
 
     # --- helpers -----------------------------------------------------------
     def _heap(self, proc: ProcessState, ev: HeapEvent, out: list[Anomaly]) -> HeapRecord:
@@ -313,94 +360,71 @@ class HeapState:
             label = "process-heap" if n == 1 else f"preexisting#{n}"
             self._serial += 1
             heap = proc.heaps[ev.heap] = HeapRecord(proc.pid, ev.heap, label, False, ev.time, 0, self._serial)
-            self._note(proc, heap, Anomaly(UNKNOWN_HEAP, ev, proc.pid, ev.heap), out)
+            note(proc, heap, Anomaly(UNKNOWN_HEAP, ev, proc.pid, ev.heap), out)
         heap.last_time = ev.time
         return heap
 
-    @staticmethod
-    def _note(proc: ProcessState, heap: HeapRecord | None, anomaly: Anomaly, out: list[Anomaly]) -> None:
-        out.append(anomaly)
-        kind = anomaly.kind
-        proc.anomalies[kind] = proc.anomalies.get(kind, 0) + 1
-        if heap is not None:
-            heap.anomalies[kind] = heap.anomalies.get(kind, 0) + 1
-
     def _grow(self, proc: ProcessState, heap: HeapRecord, delta: int, time: int) -> None:
+        """Live bytes of ``heap`` and ``proc`` change by ``delta`` at ``time``:
+        peaks and series follow (Series.add's fast path inlined)."""
         live = heap.live_bytes = heap.live_bytes + delta
         if live > heap.peak_bytes:
             heap.peak_bytes = live
             heap.peak_time = time
-        heap.series.add(time, live)
-        plive = proc.live_bytes = proc.live_bytes + delta
-        if plive > proc.peak_bytes:
-            proc.peak_bytes = plive
+        s = heap.series
+        if time < s._end:
+            if live < s._low:
+                s._low = live
+            elif live > s._high:
+                s._high = live
+            s._last = live
+        else:
+            s.add(time, live)
+        live = proc.live_bytes = proc.live_bytes + delta
+        if live > proc.peak_bytes:
+            proc.peak_bytes = live
             proc.peak_time = time
-        proc.series.add(time, plive)
+        s = proc.series
+        if time < s._end:
+            if live < s._low:
+                s._low = live
+            elif live > s._high:
+                s._high = live
+            s._last = live
+        else:
+            s.add(time, live)
 
     def _insert(
         self,
         proc: ProcessState,
         heap: HeapRecord,
         ev: HeapEvent,
-        block: Block,
+        rec: Any,
         out: list[Anomaly] | None,
         replaced: int = 0,
     ) -> list[Anomaly] | None:
-        """Add ``block`` at ``ev.address``, ending any blocks it overlaps; the
-        overlap anomalies go to ``out`` (made when ``None`` and needed), which
-        is returned.  ``replaced`` is the size of the block a realloc just took
-        out, so that live bytes change once per event (series never show a
-        transient dip)."""
+        """Add the block record ``rec`` at ``ev.address``, ending any blocks it
+        overlaps; the overlap anomalies go to ``out`` (made when ``None`` and
+        needed), which is returned.  ``replaced`` is the size of the block a
+        realloc just took out, so that live bytes change once per event (series
+        never show a transient dip)."""
         blocks = heap.blocks
         address = ev.address
-        end = address + (block.size or 1)
-        if blocks:
-            # neighbours by bisecting the SortedDict's own key lists (C-level
-            # bisect, no Python-level positional index): the common case, no
-            # overlap, costs two bisects and two dict look-ups
-            keys = blocks._list
-            maxes = keys._maxes
-            pos = _bisect_left(maxes, address)
-            if pos == len(maxes):
-                sub = keys._lists[-1]
-                prev_start, next_start = sub[-1], None
-            else:
-                sub = keys._lists[pos]
-                j = _bisect_left(sub, address)
-                next_start = sub[j]
-                prev_start = sub[j - 1] if j else (keys._lists[pos - 1][-1] if pos else None)
-            if (prev_start is None or prev_start + (blocks[prev_start].size or 1) <= address) and (
-                next_start is None or next_start >= end
-            ):
-                blocks[address] = block
-                if proc.freed:
-                    proc.freed.pop(address, None)
-                self._grow(proc, heap, block.size - replaced, ev.time)
-                return out
-        i = blocks.bisect_left(address)
+        size = size_of(rec)
+        end = address + (size or 1)
         removed = 0
-        if i:
-            start, prev = blocks.peekitem(i - 1)
-            if start + (prev.size or 1) > address:
-                del blocks[start]
-                removed += prev.size
-                i -= 1
+        if not blocks.place(address, end, rec):
+            prev = blocks.floor(address - 1)
+            overlapped = [] if prev is None or prev + (size_of(dict.get(blocks, prev)) or 1) <= address else [prev]
+            for start in overlapped + blocks.starting_in(address, end):
+                removed += size_of(blocks.take(start))
                 if out is None:
                     out = []
-                self._note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, block.size, start), out)
-        while i < len(blocks):
-            start, old = blocks.peekitem(i)
-            if start >= end:
-                break
-            del blocks[start]
-            removed += old.size
-            if out is None:
-                out = []
-            self._note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, block.size, start), out)
-        blocks[address] = block
+                note(proc, heap, Anomaly(OVERLAP, ev, proc.pid, ev.heap, address, size, start), out)
+            blocks.place(address, end, rec)
         if proc.freed:
             proc.freed.pop(address, None)
-        self._grow(proc, heap, block.size - removed - replaced, ev.time)
+        self._grow(proc, heap, size - removed - replaced, ev.time)
         return out
 
     def _remember_free(self, proc: ProcessState, address: int, heap: HeapRecord) -> None:
@@ -409,119 +433,8 @@ class HeapState:
         if len(freed) > self.freed_memory:
             freed.popitem(last=False)
 
-    def _check_size(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, size: int, out: list[Anomaly]) -> bool:
-        """Note zero and absurd sizes; False when the size is too absurd to track."""
-        if size == 0:
-            self._note(proc, heap, Anomaly(ZERO_SIZE, ev, proc.pid, ev.heap, ev.address, 0), out)
-        elif size >= self.absurd_size or size < 0:
-            self._note(proc, heap, Anomaly(ABSURD_SIZE, ev, proc.pid, ev.heap, ev.address, size), out)
-            return False
-        return True
-
     # --- per-kind handlers ---------------------------------------------------
-    # Each of alloc, free and realloc has a fast path for the regular record
-    # (known heap, valid source, non-null address, sane size, known block) that
-    # builds no anomaly list, and falls back to the ``_checked`` variant, which
-    # handles every case, as soon as anything is irregular.  The fast paths
-    # change nothing before they have decided, so the fallback starts clean.
-
-    def _alloc(self, proc: ProcessState, ev: HeapEvent):
-        heap = proc.heaps.get(ev.heap)
-        size = ev.size
-        source = ev.source
-        if heap is None or not ev.address or not 0 < size < self.absurd_size or not (0 <= source < 5 or source == 6):
-            return self._alloc_checked(proc, ev)
-        heap.last_time = ev.time
-        heap.counts[2] += 1
-        heap.sources[source] += 1
-        block = Block(size, ev.time, ev.index, ev.stack, source)
-        return self._insert(proc, heap, ev, block, None) or _NO_ANOMALIES
-
-    def _alloc_checked(self, proc: ProcessState, ev: HeapEvent):
-        out: list[Anomaly] = []
-        heap = self._heap(proc, ev, out)
-        heap.counts[2] += 1
-        source = ev.source
-        if 0 <= source < _SOURCE_INVALID or source == 6:
-            heap.sources[source] += 1
-        else:
-            self._invalid_source(proc, heap, ev, out)
-        if ev.address == 0:
-            self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, 0, ev.size), out)
-            return out
-        if not self._check_size(proc, heap, ev, ev.size, out):
-            return out
-        self._insert(proc, heap, ev, Block(ev.size, ev.time, ev.index, ev.stack, ev.source), out)
-        return out or _NO_ANOMALIES
-
-    def _free(self, proc: ProcessState, ev: HeapEvent):
-        heap = proc.heaps.get(ev.heap)
-        source = ev.source
-        address = ev.address
-        if heap is not None and address and (0 <= source < 5 or source == 6):
-            block = heap.blocks.pop(address, None)
-            if block is not None:
-                heap.last_time = ev.time
-                heap.counts[4] += 1
-                heap.sources[source] += 1
-                self.ended = block
-                self._remember_free(proc, address, heap)
-                self._grow(proc, heap, -block.size, ev.time)
-                return _NO_ANOMALIES
-        return self._free_checked(proc, ev)
-
-    def _free_checked(self, proc: ProcessState, ev: HeapEvent):
-        out: list[Anomaly] = []
-        heap = self._heap(proc, ev, out)
-        heap.counts[4] += 1
-        source = ev.source
-        if 0 <= source < _SOURCE_INVALID or source == 6:
-            heap.sources[source] += 1
-        else:
-            self._invalid_source(proc, heap, ev, out)
-        address = ev.address
-        if address == 0:
-            self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, 0), out)
-            return out
-        block = heap.blocks.pop(address, None)
-        if block is not None:
-            self.ended = block
-            self._remember_free(proc, address, heap)
-            self._grow(proc, heap, -block.size, ev.time)
-            return out or _NO_ANOMALIES
-        self._unknown_address(proc, heap, ev, address, UNKNOWN_FREE, out)
-        return out
-
-    def _invalid_source(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, out: list[Anomaly]) -> None:
-        """Source 5 (INVALID), or a value outside 0-6 (a corrupt record): both
-        are counted as INVALID, never used as a list index."""
-        heap.sources[_SOURCE_INVALID] += 1
-        self._note(proc, heap, Anomaly(INVALID_SOURCE, ev, proc.pid, ev.heap, ev.address, ev.size), out)
-
-    def _unknown_address(
-        self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, address: int, default: str, out: list[Anomaly]
-    ) -> None:
-        """Classify a free (or realloc) of an address not live on its heap."""
-        inside = heap.containing(address)
-        if inside is not None:
-            start, block = inside
-            self._note(proc, heap, Anomaly(INTERIOR_FREE, ev, proc.pid, ev.heap, address, block.size, start), out)
-            return
-        for other in proc.heaps.values():
-            if other is not heap and address in other.blocks:
-                self._note(
-                    proc,
-                    heap,
-                    Anomaly(WRONG_HEAP_FREE, ev, proc.pid, ev.heap, address, other.blocks[address].size, other.handle),
-                    out,
-                )
-                return
-        if proc.freed.get(address) == heap.serial:
-            self._note(proc, heap, Anomaly(DOUBLE_FREE, ev, proc.pid, ev.heap, address), out)
-            return
-        self._note(proc, heap, Anomaly(default, ev, proc.pid, ev.heap, address, ev.old_size or 0), out)
-
-    def _realloc(self, proc: ProcessState, ev: HeapEvent):
+    def _realloc(self, proc: ProcessState, ev: HeapEvent) -> Any:
         heap = proc.heaps.get(ev.heap)
         new, old, size, source = ev.address, ev.old_address, ev.size, ev.source
         if (
@@ -534,74 +447,28 @@ class HeapState:
         ):
             return self._realloc_checked(proc, ev)
         blocks = heap.blocks
-        prior = blocks.get(old)
-        if prior is None or (ev.old_size is not None and ev.old_size != prior.size):
+        prior = dict.get(blocks, old)
+        if prior is None:
             return self._realloc_checked(proc, ev)
-        del blocks[old]
+        prior_size = size_of(prior)
+        if ev.old_size is not None and ev.old_size != prior_size:
+            return self._realloc_checked(proc, ev)
+        blocks.take(old)
         heap.last_time = ev.time
         heap.counts[3] += 1
         heap.sources[source] += 1
-        self.ended = prior
-        if new != old:
-            self._remember_free(proc, old, heap)
-            block = Block(size, ev.time, ev.index, ev.stack, source, prior.moves + 1, prior.copied + prior.size)
-        else:
-            block = Block(size, ev.time, ev.index, ev.stack, source, prior.moves, prior.copied)
-        return self._insert(proc, heap, ev, block, None, prior.size) or _NO_ANOMALIES
-
-    def _realloc_checked(self, proc: ProcessState, ev: HeapEvent):
-        out: list[Anomaly] = []
-        heap = self._heap(proc, ev, out)
-        heap.counts[3] += 1
-        source = ev.source
-        if 0 <= source < _SOURCE_INVALID or source == 6:
-            heap.sources[source] += 1
-        else:
-            self._invalid_source(proc, heap, ev, out)
-        new, old, size = ev.address, ev.old_address, ev.size
-        if new == 0 or old == 0:
-            self._note(proc, heap, Anomaly(NULL_ADDRESS, ev, proc.pid, ev.heap, new, size, old), out)
-            return out
+        self._ended = prior
         moving = new != old
-        if moving and not self.realloc_moves:
-            return out or _NO_ANOMALIES  # paired mode: the inner Alloc/Free carry the move
-        if not self._check_size(proc, heap, ev, size, out):
-            return out
-        blocks = heap.blocks
-        prior = blocks.pop(old, None)
-        if prior is None:
-            self._realloc_unknown(proc, heap, ev, out)
-            moves, copied = (1, ev.old_size or 0) if moving else (0, 0)
-            self._insert(proc, heap, ev, Block(size, ev.time, ev.index, ev.stack, ev.source, moves, copied), out)
-            return out
-        self.ended = prior
-        if ev.old_size is not None and ev.old_size != prior.size:
-            self._note(
-                proc, heap, Anomaly(REALLOC_SIZE_MISMATCH, ev, proc.pid, ev.heap, old, ev.old_size, 0, 0, prior.size), out
-            )
         if moving:
             self._remember_free(proc, old, heap)
-            block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves + 1, prior.copied + prior.size)
-        else:
-            block = Block(size, ev.time, ev.index, ev.stack, ev.source, prior.moves, prior.copied)
-        self._insert(proc, heap, ev, block, out, prior.size)
-        return out or _NO_ANOMALIES
+        rec = moved(prior, size, ev.time, ev.index, ev.stack, source, moving)
+        return self._insert(proc, heap, ev, rec, None, prior_size) or _NO_ANOMALIES
 
-    def _realloc_unknown(self, proc: ProcessState, heap: HeapRecord, ev: HeapEvent, out: list[Anomaly]) -> None:
-        before = len(out)
-        self._unknown_address(proc, heap, ev, ev.old_address, REALLOC_UNKNOWN_OLD, out)
-        # whatever the finer class, a realloc of an unknown old address is also
-        # reported as such, so that one rule can catch every variant
-        if out[before:] and out[-1].kind != REALLOC_UNKNOWN_OLD:
-            self._note(
-                proc, heap, Anomaly(REALLOC_UNKNOWN_OLD, ev, proc.pid, ev.heap, ev.old_address, ev.old_size or 0), out
-            )
-
-    def _create(self, proc: ProcessState, ev: HeapEvent):
+    def _create(self, proc: ProcessState, ev: HeapEvent) -> Any:
         out: list[Anomaly] = []
         old = proc.heaps.get(ev.heap)
         if old is not None:
-            self._note(proc, old, Anomaly(HANDLE_REUSE, ev, proc.pid, ev.heap, 0, 0, 0, len(old.blocks), old.live_bytes), out)
+            note(proc, old, Anomaly(HANDLE_REUSE, ev, proc.pid, ev.heap, 0, 0, 0, len(old.blocks), old.live_bytes), out)
             self._retire(proc, old, ev.time)
         proc.created_heaps += 1
         label = f"heap#{proc.created_heaps}/flags=0x{ev.flags:x}"
@@ -610,7 +477,7 @@ class HeapState:
         heap.counts[1] += 1
         return out or _NO_ANOMALIES
 
-    def _destroy(self, proc: ProcessState, ev: HeapEvent):
+    def _destroy(self, proc: ProcessState, ev: HeapEvent) -> Any:
         out: list[Anomaly] = []
         heap = proc.heaps.get(ev.heap)
         if heap is None:
@@ -618,7 +485,7 @@ class HeapState:
             heap = self._heap(proc, ev, out)
         heap.counts[5] += 1
         if heap.blocks:
-            self._note(
+            note(
                 proc,
                 heap,
                 Anomaly(DESTROY_WITH_LIVE_BLOCKS, ev, proc.pid, ev.heap, 0, 0, 0, len(heap.blocks), heap.live_bytes),
@@ -633,7 +500,7 @@ class HeapState:
             self._grow(proc, heap, -heap.live_bytes, time)
         if heap.blocks:
             # a new map, not clear(): an end hook may have kept the old one
-            heap.blocks = SortedDict()
+            heap.blocks = BlockMap()
         heap.end_time = time
         del proc.heaps[heap.handle]
         if len(proc.retired) >= RETIRED_HEAPS_KEPT:
@@ -643,7 +510,7 @@ class HeapState:
         # addresses freed on the retired heap need no purge from proc.freed: a
         # heap later created under the same handle has another serial
 
-    def _process_start(self, proc: ProcessState, ev: HeapEvent):
+    def _process_start(self, proc: ProcessState, ev: HeapEvent) -> Any:
         if proc.heaps or proc.end_seen or proc.start_seen or proc.retired:
             # pid reuse: the earlier process is over
             self._finish(proc, ev.time)
@@ -653,7 +520,7 @@ class HeapState:
             proc.image = ev.image
         return _NO_ANOMALIES
 
-    def _process_end(self, proc: ProcessState, ev: HeapEvent):
+    def _process_end(self, proc: ProcessState, ev: HeapEvent) -> Any:
         if ev.image and not proc.image:
             proc.image = ev.image
         proc.end_seen = True
@@ -678,6 +545,7 @@ class HeapState:
         for proc in self.processes.values():
             total = 0
             for heap in proc.heaps.values():
+                heap.blocks._check()
                 prev_end = None
                 size_sum = 0
                 for address, block in heap.blocks.items():

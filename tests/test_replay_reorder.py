@@ -9,6 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from state_reference import ALLOC, FREE, alloc, anomaly_view, free, indexed, state_blocks
+from ordering_reference import reference_ordered
 from state_traces import build, chaotic_ops, paired_shape, shape_draws, shape_stream
 
 from heaplint.engine.replay import Replay, ReplayCounters, ReplayOptions, ordered
@@ -153,3 +154,29 @@ def test_zero_window_only_sorts_what_is_still_buffered():
     out = list(ordered(events, ReplayOptions(reorder_window_ns=0, realloc_mode="standalone"), counters))
     assert [ev.time for ev in out] == [5, 10, 7, 20]
     assert counters.out_of_order == 1 and counters.reordered == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chaotic_ops, shape_draws, st.randoms(use_true_random=False), st.integers(0, 4),
+    st.sampled_from(["auto", "standalone", "paired"]), st.sampled_from([0, US, WINDOW]), st.booleans(),
+)  # fmt: skip
+def test_ordering_matches_the_reference(ops, draws, rng, factor, mode, window, ties):
+    # jitter within and beyond the window, runs sharing timestamps, zero windows
+    events = indexed(paired_shape(build(ops, GAP), shape_stream(draws), step=0 if ties else US))
+    shuffled = jittered(events, rng, factor * WINDOW)
+    opts = ReplayOptions(reorder_window_ns=window, pair_window_ns=min(window, PAIR), realloc_mode=mode)
+    want_counters, got_counters = ReplayCounters(), ReplayCounters()
+    want_late: list = []
+    got_late: list = []
+    want = reference_ordered(shuffled, opts, want_counters, want_late)
+    got = list(ordered(shuffled, opts, got_counters, lambda ev, released: got_late.append((ev, released))))
+    assert [id(ev) for ev in got] == [id(ev) for ev in want]
+    assert got_counters == want_counters
+    assert got_late == want_late
+
+
+def test_ordering_of_nothing():
+    counters = ReplayCounters()
+    assert list(ordered([], ReplayOptions(), counters)) == []
+    assert counters == ReplayCounters()
