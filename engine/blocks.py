@@ -114,10 +114,15 @@ def _span(rec: Any) -> int:
 def moved(rec: Any, size: int, time: int, index: int, stack: int | None, source: int, moving: bool) -> Any:
     """The record of the block a realloc makes of ``rec`` (a move adds one
     move and ``rec``'s size to the bytes copied)."""
-    old = unpack(rec)
+    if rec.__class__ is bytes and len(rec) == _PLAIN_LEN:  # never moved: no decoding
+        moves = copied = 0
+        old_size = _size_from(rec)[0]
+    else:
+        old = unpack(rec)
+        moves, copied, old_size = old.moves, old.copied, old.size
     if moving:
-        return pack(size, time, index, stack, source, old.moves + 1, old.copied + old.size)
-    return pack(size, time, index, stack, source, old.moves, old.copied)
+        return pack(size, time, index, stack, source, moves + 1, copied + old_size)
+    return pack(size, time, index, stack, source, moves, copied)
 
 
 class BlockMap(SortedDict):

@@ -350,7 +350,12 @@ class HeapState(IrregularRecords):
         if moving:
             self._remember_free(proc, old, heap)
         rec = moved(prior, size, ev.time, ev.index, ev.stack, source, moving)
-        return self._insert(proc, heap, ev, rec, None, prior_size) or _NO_ANOMALIES
+        if not blocks.place(new, new + size, rec):
+            return self._insert(proc, heap, ev, rec, None, prior_size) or _NO_ANOMALIES
+        if proc.freed:  # what _insert does when nothing overlaps
+            proc.freed.pop(new, None)
+        self._grow(proc, heap, size - prior_size, ev.time)
+        return _NO_ANOMALIES
 
     def _create(self, proc: ProcessState, ev: HeapEvent) -> Any:
         out: list[Anomaly] = []
