@@ -107,14 +107,6 @@ class ReallocPairer:
         #: (the next record released after it expires runs)
         self.deadline: float = _NEVER
 
-    @property
-    def expiry(self) -> float:
-        """Releasing a record later than this may break open runs (their pair
-        window has passed); ``inf`` while none can.  A partition's ordering
-        stage (:mod:`heaplint.engine.partition_order`) uses it to know when the
-        other partitions' record times matter to pairing."""
-        return self._deadline
-
     def quiet_check(self) -> tuple[dict, dict, dict]:
         """The tables that say whether a released record can concern pairing:
         the open runs by (pid, tid), the watched (pid, address) pairs and the

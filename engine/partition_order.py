@@ -19,7 +19,7 @@ paying per record of the other partitions.  What those records change:
   too, one by one.
 * **Pairing.**  Runs are per thread, so another process's record never
   extends or breaks a run; it matters only by its time: releasing a record
-  later than :attr:`ReallocPairer.expiry` expires runs.  While a run can
+  later than :attr:`ReallocPairer.deadline` expires runs.  While a run can
   expire (seldom, and for at most about the pair window), the other records
   released since the last own output are released into the pairer as stubs,
   in (time, position) order, before the next own output.
@@ -170,7 +170,7 @@ class PartitionOrder:
                     continue
                 kind = out.kind
                 if runs or watched or kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and out.address in named):
-                    if runs and own_released > pairer.expiry:  # other records before it may expire runs
+                    if runs and own_released > pairer.deadline:  # other records before it may expire runs
                         yield from self._sync(entry, last)
                     else:
                         last = entry
@@ -218,7 +218,7 @@ class PartitionOrder:
             if pairer is None:
                 yield entry[2]
                 continue
-            if self.runs and entry[0] > pairer.expiry:
+            if self.runs and entry[0] > pairer.deadline:
                 yield from self._sync(entry, self.synced)
             else:
                 self.synced = max(self.synced, entry)
@@ -248,16 +248,16 @@ class PartitionOrder:
         pairer = self.pairer
         start = max(self.synced, last)
         self.synced = max(start, before)
-        if pairer is None or before[0] <= pairer.expiry:  # no record before it can expire a run
+        if pairer is None or before[0] <= pairer.deadline:  # no record before it can expire a run
             return
         # only a record later than the expiry can expire runs, and expiring
         # them only moves the expiry later
-        expiry = pairer.expiry
+        expiry = pairer.deadline
         keys = sorted((t, p0 + k) for p0, times, hi, lo in self.pending if hi > expiry and lo <= before[0]
                       for k, t in enumerate(times) if t > expiry and start <= (t, p0 + k) < before)
         flushed = pairer.flushed
         for t, p in keys:
-            if t > pairer.expiry:
+            if t > pairer.deadline:
                 pairer.release(stub_event(t, -1, p, 0), p)
                 if flushed:
                     self.horizon = (t, p + 1)
