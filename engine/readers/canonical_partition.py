@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-from functools import partial
 from typing import TYPE_CHECKING, Iterator, Union
 
 from heaplint.engine.events import HeapEvent
 from heaplint.engine.readers.canonical_format import MAX_LINE_BYTES, BadRecord
 
 # the reader's own helpers (this module is its process filter, imported by it lazily)
-from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _json_error, _truncated
+from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
 
 if TYPE_CHECKING:
     from heaplint.engine.readers.canonical import JsonlReader
@@ -112,7 +111,7 @@ class _Lines:
                         return int(t_text) * self.mult if self.stubs else None
                 elif self.claim is None:
                     claimed = (int(t_text) * self.mult, known[0])
-        ev = self._decode(raw, line_no)
+        ev = self.reader.record(raw, self.index, line_no)
         if claimed is not None and (ev is None or ev.pid != claimed[1] or ev.time != claimed[0]):
             self.reader.claims_exact = False
         if ev is None:
@@ -121,24 +120,6 @@ class _Lines:
         if self.owns(ev.pid):
             return ev
         return ev.time if self.stubs else None
-
-    def _decode(self, raw: bytes, line_no: int) -> HeapEvent | None:
-        reader = self.reader
-        try:
-            rec = json.loads(raw.decode())  # UTF-8 only, and no encoding guesswork
-        except (ValueError, RecursionError) as err:
-            if raw.strip():
-                message, col = _json_error(err)
-                reader.bad_record(message, line=line_no, col=col)
-            return None
-        if type(rec) is not dict:
-            reader.bad_record(f"expected a JSON object per line, got {type(rec).__name__}", line=line_no)
-            return None
-        try:
-            return self.decode(rec, self.index, line_no)
-        except BadRecord as err:
-            reader.bad_record(str(err), line=line_no)
-            return None
 
     def own_line(self, raw: bytes, line_no: int) -> HeapEvent | None:
         """A line that may be an event of this partition's processes: its
@@ -187,20 +168,10 @@ def partition_events(reader: JsonlReader) -> Iterator[Union[HeapEvent, list[int]
 
 
 def _by_line(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, list[int]]]:
-    line_no = reader.line
-    try:
-        for raw in iter(partial(reader.stream.readline, MAX_LINE_BYTES + 1), b""):
-            line_no += 1
-            if len(raw) > MAX_LINE_BYTES and raw[-1] != 10:
-                reader._skip_long_line(line_no)
-                continue
-            out = lines.line(raw, line_no)
-            if out is not None:
-                yield [out] if type(out) is int else out
-    except _COMPRESSION_ERRORS as err:
-        raise _truncated(reader.path, line_no + 1, err) from err
-    finally:
-        reader.line = line_no
+    for raw, line_no in reader.lines():
+        out = lines.line(raw, line_no)
+        if out is not None:
+            yield [out] if type(out) is int else out
 
 
 def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, list[int]]]:
