@@ -112,7 +112,10 @@ class PartitionOrder:
         reordered = 0
         for item in items:
             if type(item) is list:
-                hi, lo = max(item), min(item)
+                if len(item) == 1:
+                    hi = lo = item[0]
+                else:
+                    hi, lo = max(item), min(item)
                 top = hi if hi > newest else newest
                 if lo >= top - hold:  # none of them can be beyond the window
                     newest = top

@@ -59,8 +59,12 @@ def filter_pids(events: Iterable[HeapEvent], pids: Container[int], stubs: bool) 
     for readers that do not filter themselves (``TraceReader.filters_pids``).
     Decoding still costs in full.  (One list per record, not per run: the
     reader must not read ahead of what the replay has been given.)"""
+    ours: dict[int, bool] = {}  # ``pid in pids`` asked once per process
     for ev in events:
-        if ev.pid in pids:
+        mine = ours.get(ev.pid)
+        if mine is None:
+            mine = ours[ev.pid] = ev.pid in pids
+        if mine:
             yield ev
         elif stubs:
             yield [ev.time]
