@@ -49,6 +49,7 @@ class Compiled:
     kinds: frozenset | None = None  # event kinds that can make it true; None = any
     anomalies: frozenset | None = None  # anomaly kinds that can make it true; None = any
     ref: str | None = None  # the field name when the expression is a bare field
+    chain: tuple | None = None  # ("and" | "or", operand closures) of a flattened and/or chain
 
     def paren(self, prec: int) -> str:
         return self.text if self.prec >= prec else f"({self.text})"
@@ -77,6 +78,15 @@ class AggSpec:
     value: Fn | None
     where: Fn | None
     kinds: frozenset | None
+    #: first position of this aggregate in a window group's totals (avg takes two)
+    pos: int = 0
+    #: window rules: ``[events-per-second factor]`` of rate(), set once the
+    #: window length is known (the aggregate is compiled before its ``over``)
+    rate_cell: list = field(default_factory=lambda: [0.0])
+    #: where folded to a constant for the kind being specialised (None: not constant)
+    where_const: bool | None = None
+    #: canonical text of the where (aggregates with the same where test it once)
+    where_text: str | None = None
 
 
 @dataclass
@@ -101,6 +111,9 @@ class Env:
     agg_mode: str | None = None  # None, "window" (event-time windows) or "blocks" (end rules)
     inner_scope: str | None = None  # scope of aggregate arguments
     allow_anomaly: bool = False
+    #: compile for events of this one kind only: ``kind`` is then a constant and
+    #: conditions fold further (runtime closures only; see specialise_kind)
+    known_kind: int | None = None
     # results
     aggs: list[AggSpec] = field(default_factory=list)
     grouping: Grouping | None = None
@@ -242,6 +255,10 @@ class Compiler:
                 i = grouping.by.index(name)
                 return Compiled(lambda c: c.key[i], fdef.type, name, ref=name)
         fdef = R.FIELDS.get(name)
+        if fdef is not None and env.known_kind is not None and self.scope == R.EVENT:
+            known = _known_kind_field(name, env.known_kind)
+            if known is not None:
+                return known
         if fdef is not None:
             getter = fdef.getter(self.scope)
             if getter is None and self.scope == R.EVENT and env.allow_anomaly and not self.in_aggregate:
@@ -344,6 +361,20 @@ class Compiler:
             names.append(name)
             keys.append(getter)
         return names, keys
+
+
+_REALLOC = 3
+
+
+def _known_kind_field(name: str, kind: int) -> Compiled | None:
+    """``kind`` and ``moving`` for events of one known kind (see Env.known_kind)."""
+    if name == "kind":
+        return Compiled(lambda c: kind, T.KIND, name, 9, True, kind, ref=name)
+    if name == "moving":
+        if kind != _REALLOC:
+            return Compiled(lambda c: False, T.BOOL, name, 9, True, False, ref=name)
+        return Compiled(lambda c: c.ev.address != c.ev.old_address, T.BOOL, name, ref=name)
+    return None
 
 
 def fold(compiler: Compiler, tree: Tree, out: Compiled, parts: list[Compiled]) -> Compiled:

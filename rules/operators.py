@@ -52,13 +52,20 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
         if a.const:  # fold, keeping the written text for `rules explain`
             keep = b if (bool(a.value) == (word == "and")) else a
             return Compiled(keep.fn, T.BOOL, text, prec, keep.const, keep.value, keep.kinds, keep.anomalies)
+        if b.const and comp.env.known_kind is not None:
+            # specialised for one event kind (runtime closures only): expressions
+            # have no side effects, so `x and true` is x and `x and false` is false
+            keep = a if (bool(b.value) == (word == "and")) else b
+            return Compiled(keep.fn, T.BOOL, text, prec, keep.const, keep.value, keep.kinds, keep.anomalies)
+        terms = _terms(word, a) + _terms(word, b)
+        if len(terms) > _MAX_CHAIN:  # a new chain with the previous one as its first term
+            terms = (a.fn, b.fn)
+        fn = _chain_fn(word, terms)
         if word == "and":
-            fa, fb = a.fn, b.fn
-            return Compiled(lambda c: fa(c) and fb(c), T.BOOL, text, prec, kinds=_inter(a.kinds, b.kinds),
-                            anomalies=_inter(a.anomalies, b.anomalies))
-        fa, fb = a.fn, b.fn
-        return Compiled(lambda c: fa(c) or fb(c), T.BOOL, text, prec, kinds=_union(a.kinds, b.kinds),
-                        anomalies=_union(a.anomalies, b.anomalies))
+            return Compiled(fn, T.BOOL, text, prec, kinds=_inter(a.kinds, b.kinds),
+                            anomalies=_inter(a.anomalies, b.anomalies), chain=(word, terms))
+        return Compiled(fn, T.BOOL, text, prec, kinds=_union(a.kinds, b.kinds),
+                        anomalies=_union(a.anomalies, b.anomalies), chain=(word, terms))
     if data == "not_op":
         a = comp.node(tree.children[0])
         if a.type != T.BOOL:
@@ -138,6 +145,30 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
         fa = a.fn
         return fold(comp, tree, Compiled(lambda c: -fa(c), a.type, f"-{a.paren(8)}", 8), [a])
     raise comp.error("HLR020", f"unsupported construct '{data}'", tree)  # pragma: no cover
+
+
+#: longest and/or chain evaluated by one closure (``a and b and c`` is one
+#: call, not two nested ones; a value as Python's ``and``/``or`` gives it)
+_MAX_CHAIN = 4
+
+
+def _terms(word: str, side: "Compiled") -> tuple:
+    if side.chain is not None and side.chain[0] == word:
+        return side.chain[1]
+    return (side.fn,)
+
+
+def _chain_fn(word: str, terms: tuple):
+    if len(terms) == 2:
+        f0, f1 = terms
+        return (lambda c: f0(c) and f1(c)) if word == "and" else (lambda c: f0(c) or f1(c))
+    if len(terms) == 3:
+        f0, f1, f2 = terms
+        return (lambda c: f0(c) and f1(c) and f2(c)) if word == "and" else (lambda c: f0(c) or f1(c) or f2(c))
+    f0, f1, f2, f3 = terms
+    if word == "and":
+        return lambda c: f0(c) and f1(c) and f2(c) and f3(c)
+    return lambda c: f0(c) or f1(c) or f2(c) or f3(c)
 
 
 def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
@@ -288,10 +319,31 @@ def _aggregate(comp: "Compiler", tree: Tree, adef: Any, arg_trees: list, where_t
     text = f"{adef.name}({inner})"
     for spec in env.aggs:
         if spec.text == text:
-            slot = spec.slot
             break
     else:
-        slot = len(env.aggs)
-        env.aggs.append(AggSpec(slot, adef.name, text, value.fn if value else None, where.fn if where else None,
-                                where.kinds if where else None))
-    return Compiled(lambda c: c.win[slot], adef.result(value.type if value else None), text)
+        pos = sum(2 if s.name == "avg" else 1 for s in env.aggs)
+        spec = AggSpec(len(env.aggs), adef.name, text, value.fn if value else None, where.fn if where else None,
+                       where.kinds if where else None, pos, where_const=bool(where.value) if where and where.const else None,
+                       where_text=where.text if where else None)
+        env.aggs.append(spec)
+    type_ = adef.result(value.type if value else None)
+    if env.agg_mode == "window":
+        return Compiled(window_reader(spec), type_, text)
+    slot = spec.slot
+    return Compiled(lambda c: c.win[slot], type_, text)
+
+
+def window_reader(spec: Any):
+    """The value of a window aggregate: ``ctx.win`` is the group's totals list
+    (:class:`heaplint.rules.windows.Group`), read in place, nothing copied."""
+    p = spec.pos
+    name = spec.name
+    if name in ("count", "sum"):
+        return lambda c: c.win[p]
+    if name == "rate":
+        cell = spec.rate_cell
+        return lambda c: c.win[p] * cell[0]
+    if name == "avg":
+        q = p + 1
+        return lambda c: (w[p] / n) if (n := (w := c.win)[q]) else 0
+    return lambda c: dq[0][1] if (dq := c.win[p]) else 0  # min, max: a monotonic deque

@@ -52,6 +52,9 @@ class CompiledRule:
     anomalies: frozenset | None = None
     #: canonical text of the let bindings and of the severity/confidence conditions (for explain)
     texts: dict[str, str] = field(default_factory=dict)
+    #: compiles ``when`` again for events of one kind (see :meth:`for_kind`)
+    specialiser: Callable[[int], tuple[Compiled, list[AggSpec]]] | None = field(default=None, repr=False, compare=False)
+    _by_kind: dict[int, tuple[Compiled, list[AggSpec]]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -61,6 +64,23 @@ class CompiledRule:
     def never(self) -> bool:
         """The condition is constant false (e.g. an opt-in limit left at 0)."""
         return self.when.const and not self.when.value
+
+    def for_kind(self, kind: int) -> tuple[Compiled, list[AggSpec]]:
+        """``when`` and the aggregates compiled for events of ``kind`` only:
+        ``kind`` is a constant there, so tests of it fold away (``kind ==
+        alloc and size > 1MiB`` is ``size > 1MiB`` on allocs, false on the
+        others).  Computed once per rule and kind; the rule's own closures
+        when specialising is not possible."""
+        got = self._by_kind.get(kind)
+        if got is None:
+            got = (self.when, self.aggs)
+            if self.specialiser is not None and self.trigger != END_RULE and not self.uses_anomaly:
+                when, aggs = self.specialiser(kind)
+                same = [(a.name, a.pos, a.text) for a in aggs] == [(a.name, a.pos, a.text) for a in self.aggs]
+                if same and when.type == self.when.type:
+                    got = (when, aggs)
+            self._by_kind[kind] = got
+        return got
 
     def severity_for(self, ctx: Any) -> Severity:
         for level, cond in self.severity_when:
@@ -118,15 +138,8 @@ def compile_rule(
     """Compile one rule; errors are collected (None when there were any)."""
     before = len(errors.errors)
     typed = {name: (p.type, params.get(name, p.default)) for name, p in spec.params.items()}
-    if spec.at_end:
-        scope = spec.scope or "process"
-        if scope == "blocks":
-            env = Env(R.PROCESS, typed, macros, lists, spec.lets, agg_mode="blocks", inner_scope=R.BLOCK)
-        else:
-            env = Env(scope, typed, macros, lists, spec.lets)
-    else:
-        scope = None
-        env = Env(R.EVENT, typed, macros, lists, spec.lets, agg_mode="window", inner_scope=R.EVENT, allow_anomaly=True)
+    scope = (spec.scope or "process") if spec.at_end else None
+    env = _env(spec, typed, macros, lists)
     comp = Compiler(env)
     when = message = None
     evidence: list = []
@@ -186,7 +199,36 @@ def compile_rule(
         confidence=spec.confidence, confidence_low=confidence_low, message=message, evidence=evidence,
         by=by, by_getters=getters, aggs=list(env.aggs), grouping=env.grouping, uses_anomaly=env.uses_anomaly,
         kinds=kinds, anomalies=when.anomalies if env.uses_anomaly else None, texts=texts,
+        specialiser=None if spec.at_end else _specialiser(spec, typed, macros, lists, when, list(env.aggs)),
     )
+
+
+def _env(spec: RuleSpec, typed: Mapping[str, tuple[str, Any]], macros: Mapping[str, Named],
+         lists: Mapping[str, Compiled], known_kind: int | None = None) -> Env:
+    """The names and scopes of a rule's expressions."""
+    if spec.at_end:
+        if spec.scope == "blocks":
+            return Env(R.PROCESS, typed, macros, lists, spec.lets, agg_mode="blocks", inner_scope=R.BLOCK)
+        return Env(spec.scope or "process", typed, macros, lists, spec.lets)
+    return Env(R.EVENT, typed, macros, lists, spec.lets, agg_mode="window", inner_scope=R.EVENT, allow_anomaly=True,
+               known_kind=known_kind)
+
+
+def _specialiser(spec, typed, macros, lists, when: Compiled, aggs: list[AggSpec]):
+    def specialise(kind: int) -> tuple[Compiled, list[AggSpec]]:
+        env = _env(spec, typed, macros, lists, kind)
+        comp = Compiler(env)
+        try:  # in compile_rule's order, so that the aggregates take the same positions
+            out = comp.compile(spec.when.expr, spec.when.tree, what="when:")
+            if spec.message is not None:
+                compile_template(comp, spec.message)
+            for named in spec.lets.values():
+                comp.compile(named.expr, named.tree, expect=None)
+            return out, env.aggs
+        except RuleError:  # pragma: no cover - it compiled in general; keep the general closures
+            return when, aggs
+
+    return specialise
 
 
 def _event_by(spec: RuleSpec, by: tuple[str, ...], anomaly: bool, errors: Collector) -> list[Callable[[Any], Any]]:

@@ -59,45 +59,63 @@ class RuleRun:
         by_anomaly: dict[str, list[Pair]] = {}
         for rule in self.rules:
             if rule.trigger == EVENT_RULE:
-                pair = (rule.when.fn, self._event_action(rule))
+                act = self._event_action(rule)
                 if rule.uses_anomaly:
+                    pair = (rule.when.fn, act)
                     if rule.anomalies is None:
                         any_anomaly.append(pair)
                     else:
                         for a in rule.anomalies:
                             by_anomaly.setdefault(a, []).append(pair)
                     continue
-                targets = rule.kinds
+                for k in _kinds(rule.kinds):
+                    when = rule.for_kind(k)[0]
+                    if not when.const:
+                        plan[k].append((when.fn, act))
+                    elif when.value:
+                        plan[k].append((_always, act))
             elif rule.trigger == WINDOW_RULE:
-                pair = (self._window_step(rule), _never)
-                targets = rule.kinds
-            else:
-                continue
-            for k in range(1, _N_KINDS):
-                if targets is None or k in targets:
-                    plan[k].append(pair)
+                ws = WindowState(rule.aggs, rule.grouping.over, rule.spec.max_groups)
+                self.windows.append((rule, ws))
+                key_of = _key_of(rule.by_getters)
+                on_rise = self._window_rise(rule)
+                for k in _kinds(rule.kinds):
+                    when, aggs = rule.for_kind(k)
+                    pair = ws.make_step(aggs, key_of, when.fn, on_rise)
+                    if pair is not None:
+                        plan[k].append(pair)
         self.plan = [tuple(p) for p in plan]
         self.anomaly_plan = {a: tuple(by_anomaly.get(a, []) + any_anomaly) for a in ANOMALY_KINDS}
         self.anomaly_plan = {a: p for a, p in self.anomaly_plan.items() if p}
+        self.on_event = self._event_hook()  # type: ignore[method-assign]
 
     # --- hooks ------------------------------------------------------------------------------
     def on_event(self, ev: HeapEvent, anomalies: Any) -> None:
-        """Replay callback: evaluate the rules that can match ``ev``."""
+        """Replay callback: evaluate the rules that can match ``ev`` (replaced
+        by a closure over the plan in :meth:`attach`)."""
+        raise RuntimeError("RuleRun.attach() must come before the replay")
+
+    def _event_hook(self) -> Callable[[HeapEvent, Any], None]:
         c = self.ctx
-        c.ev = ev
-        c.anomalies = anomalies
-        for pred, act in self.plan[ev.kind]:
-            if pred(c):
-                act(c)
-        if anomalies and self.anomaly_plan:
-            aplan = self.anomaly_plan
-            for a in anomalies:
-                pairs = aplan.get(a.kind)
-                if pairs:
-                    c.anom = a
-                    for pred, act in pairs:
-                        if pred(c):
-                            act(c)
+        plan = self.plan
+        aplan = self.anomaly_plan
+
+        def on_event(ev: HeapEvent, anomalies: Any) -> None:
+            c.ev = ev
+            c.anomalies = anomalies
+            for pred, act in plan[ev.kind]:
+                if pred(c):
+                    act(c)
+            if anomalies and aplan:
+                for a in anomalies:
+                    pairs = aplan.get(a.kind)
+                    if pairs:
+                        c.anom = a
+                        for pred, act in pairs:
+                            if pred(c):
+                                act(c)
+
+        return on_event
 
     def on_process_end(self, proc: ProcessState, time: int) -> None:
         """Replay callback: run process, heap and block end rules."""
@@ -159,43 +177,42 @@ class RuleRun:
 
         return act
 
-    def _window_step(self, rule: Any) -> Callable[[Ctx], bool]:
-        ws = WindowState(rule.aggs, rule.grouping.over, rule.spec.max_groups)
-        self.windows.append((rule, ws))
-        getters = rule.by_getters
-        when = rule.when.fn
-        values = ws.values
+    def _window_rise(self, rule: Any) -> Callable[[Ctx, Any, tuple], None]:
+        """What a window rule does when its condition turns true for a group."""
         sink = self.sink
         by_heap = "heap" in rule.by
 
-        def key_of(c: Ctx) -> tuple:
-            return (c.ev.pid, *[g(c) for g in getters])
-
-        def step(c: Ctx) -> bool:
+        def on_rise(c: Ctx, group: Any, key: tuple) -> None:
             ev = c.ev
-            found = ws.add(c, key_of, ev.time)
-            if found is None:
-                return False
-            group, key = found
-            keys = key[1:]
-            c.win = values(group)
-            c.key = keys
-            if when(c):
-                if not group.active:
-                    group.active = True
-                    heap = c.state.heap(ev.pid, ev.heap) if by_heap else None
-                    sink.match(rule, c, (ev.pid, *keys), pid=ev.pid, proc=c.state.processes.get(ev.pid),
-                               heap=ev.heap if by_heap else None, heap_label=heap.label if heap is not None else None,
-                               time=ev.time, index=ev.index, stack=stack_of_group(rule.by, keys))
-            else:
-                group.active = False
-            return False
+            keys = c.key = key[1:]
+            heap = c.state.heap(ev.pid, ev.heap) if by_heap else None
+            sink.match(rule, c, (ev.pid, *keys), pid=ev.pid, proc=c.state.processes.get(ev.pid),
+                       heap=ev.heap if by_heap else None, heap_label=heap.label if heap is not None else None,
+                       time=ev.time, index=ev.index, stack=stack_of_group(rule.by, keys))
 
-        return step
+        return on_rise
 
 
-def _never(c: Ctx) -> None:  # pragma: no cover - window predicates never return True
-    return None
+def _kinds(kinds: frozenset | None) -> list[int]:
+    """The event kinds a rule runs for (every kind when ``kinds`` is None)."""
+    return [k for k in range(1, _N_KINDS) if kinds is None or k in kinds]
+
+
+def _key_of(getters: list[Callable[[Ctx], Any]]) -> Callable[[Ctx], tuple]:
+    """The group key of a window rule: the event's process, then the ``by`` fields."""
+    if not getters:
+        return lambda c: (c.ev.pid,)
+    if len(getters) == 1:
+        g0 = getters[0]
+        return lambda c: (c.ev.pid, g0(c))
+    if len(getters) == 2:
+        g0, g1 = getters
+        return lambda c: (c.ev.pid, g0(c), g1(c))
+    return lambda c: (c.ev.pid, *[g(c) for g in getters])
+
+
+def _always(c: Ctx) -> bool:
+    return True
 
 
 def run_events(

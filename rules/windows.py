@@ -21,19 +21,23 @@ from typing import Any, Callable, Sequence
 BUCKETS = 256
 SWEEP_EVERY = 4096
 
-_ADDITIVE = ("count", "sum", "rate", "avg")
-_ONE_HIT = (True,)
+#: a bucket this many behind the newest one is still inside the window
+_MAX_AGE = BUCKETS - 1
 
 
 class Group:
-    """The window of one group key."""
+    """The window of one group key.
 
-    __slots__ = ("buckets", "totals", "extrema", "last", "active")
+    ``totals`` has one position per additive aggregate (two for avg: sum and
+    count) and one per min/max, which holds that aggregate's monotonic deque
+    of ``(bucket, value)``; ``buckets`` holds ``[bucket index, contribution
+    per position...]`` rows, oldest first."""
 
-    def __init__(self, n_totals: int, n_extrema: int) -> None:
-        self.buckets: deque[list] = deque()  # [bucket index, contributions...]
-        self.totals = [0] * n_totals
-        self.extrema: list[deque] = [deque() for _ in range(n_extrema)]
+    __slots__ = ("buckets", "totals", "last", "active")
+
+    def __init__(self, totals: list) -> None:
+        self.buckets: deque[list] = deque()
+        self.totals = totals
         self.last = 0  # bucket index of the newest event
         self.active = False  # the condition held at the previous event of the group
 
@@ -42,9 +46,10 @@ class WindowState:
     """Bounded sliding-window aggregation for one rule.
 
     ``aggs`` are the rule's :class:`~heaplint.rules.compiler.AggSpec` values.
-    :meth:`add` files one event and returns the group with its current
-    aggregate values, or None when the event is no window event (no
-    ``where`` holds) or the group cap is hit.
+    An event is filed when the rule has no ``where`` at all or when one of its
+    ``where`` conditions holds; then every aggregate whose ``where`` holds (or
+    that has none) takes it.  :meth:`make_step` builds the per-event closure
+    for one event kind.
     """
 
     def __init__(self, aggs: Sequence[Any], over: int, max_groups: int) -> None:
@@ -55,129 +60,90 @@ class WindowState:
         self.dropped = 0  # events that found the group table full
         self.peak_groups = 0
         self._adds = 0
-        # per aggregate: (kind, total slot or extremum slot)
-        self.layout: list[tuple[str, int]] = []
-        n_tot = n_ext = 0
-        for spec in aggs:
-            if spec.name in _ADDITIVE:
-                self.layout.append((spec.name, n_tot))
-                n_tot += 2 if spec.name == "avg" else 1
-            else:
-                self.layout.append((spec.name, n_ext))
-                n_ext += 1
-        self.n_totals, self.n_extrema = n_tot, n_ext
-        self.wheres: list[Callable | None] = [s.where for s in aggs]
-        self.values_of: list[Callable | None] = [s.value for s in aggs]
-        self.any_where = any(w is not None for w in self.wheres)
+        self.aggs = list(aggs)
         self.rate_factor = 1_000_000_000 / over
-        #: the commonest shape, one count(where ...), takes a leaner path
-        self._single_count = len(aggs) == 1 and self.layout[0][0] in ("count", "rate")
+        self.size = sum(2 if a.name == "avg" else 1 for a in aggs)
+        self.additive = [p for a in aggs if a.name not in ("min", "max")
+                         for p in ((a.pos, a.pos + 1) if a.name == "avg" else (a.pos,))]
+        self.extrema = [a.pos for a in aggs if a.name in ("min", "max")]
+        #: no aggregate has a where: every event of the rule's kinds is filed
+        self.file_all = all(a.where is None for a in aggs)
+        set_rate(aggs, over)
 
-    def add(self, ctx: Any, key_of: Callable[[Any], tuple], time: int) -> tuple[Group, tuple] | None:
-        """File the event in ``ctx`` under the group ``key_of(ctx)`` names
-        (computed only for window events); return the group and its key, or
-        None (see the class docstring)."""
-        if self._single_count:
-            where = self.wheres[0]
-            if where is not None and not where(ctx):
-                return None
-            hits = _ONE_HIT
-        else:
-            hits = [w(ctx) if w is not None else None for w in self.wheres]
-            if self.any_where and not any(hits):
-                return None
-        key = key_of(ctx)
+    # --- groups -----------------------------------------------------------------------
+    def new_totals(self) -> list:
+        totals: list = [0] * self.size
+        for p in self.extrema:
+            totals[p] = deque()
+        return totals
+
+    def admit(self, key: tuple, b: int, g: Group | None) -> Group | None:
+        """The group for ``key`` when it is new or was idle for a whole window
+        (``g``: the idle one), or None when the group cap is reached."""
         groups = self.groups
-        g = groups.get(key)
-        b = time // self.width
         if g is None:
             if len(groups) >= self.max_groups:
                 self.sweep(b)
                 if len(groups) >= self.max_groups:
                     self.dropped += 1
                     return None
-            g = groups[key] = Group(self.n_totals, self.n_extrema)
+            g = groups[key] = Group(self.new_totals())
             if len(groups) > self.peak_groups:
                 self.peak_groups = len(groups)
-        elif g.last < b - BUCKETS + 1:
-            # idle for a whole window: start afresh, exactly as if a sweep had
-            # evicted it, so that results never depend on when sweeps run
-            # (every SWEEP_EVERY events of this rule, a count that differs
-            # between a whole replay and a parallel partition)
-            g = groups[key] = Group(self.n_totals, self.n_extrema)
-        self._expire(g, b)
-        if b > g.last:
-            g.last = b
-        row = None
-        buckets = g.buckets
-        if buckets and buckets[-1][0] >= b:
-            row = buckets[-1]
-        for (kind, slot), hit, value in zip(self.layout, hits, self.values_of):
-            if hit is False:
-                continue
-            if kind == "count" or kind == "rate":
-                amount = 1
-            else:
-                v = value(ctx)
-                if kind in ("min", "max"):
-                    dq = g.extrema[slot]
-                    if kind == "min":
-                        while dq and dq[-1][1] >= v:
-                            dq.pop()
-                    else:
-                        while dq and dq[-1][1] <= v:
-                            dq.pop()
-                    dq.append((b, v))
-                    continue
-                amount = v
-            if row is None:
-                row = [b] + [0] * self.n_totals
-                buckets.append(row)
-            row[1 + slot] += amount
-            g.totals[slot] += amount
-            if kind == "avg":
-                row[2 + slot] += 1
-                g.totals[slot + 1] += 1
-        self._adds += 1
-        if self._adds % SWEEP_EVERY == 0:
-            self.sweep(b)
-        return g, key
+            return g
+        # idle for a whole window: start afresh, exactly as if a sweep had
+        # evicted it, so that results never depend on when sweeps run
+        # (every SWEEP_EVERY events of this rule, a count that differs
+        # between a whole replay and a parallel partition)
+        g = groups[key] = Group(self.new_totals())
+        return g
 
-    def _expire(self, g: Group, b: int) -> None:
-        low = b - BUCKETS + 1
+    def expire(self, g: Group, b: int) -> None:
+        """Drop the buckets that left the window at bucket ``b``."""
+        low = b - _MAX_AGE
         buckets = g.buckets
         totals = g.totals
-        while buckets and buckets[0][0] < low:
-            row = buckets.popleft()
-            for i in range(len(totals)):
-                totals[i] -= row[i + 1]
-        for dq in g.extrema:
+        if buckets and buckets[0][0] < low:
+            additive = self.additive
+            while buckets and buckets[0][0] < low:
+                row = buckets.popleft()
+                for p in additive:
+                    totals[p] -= row[p + 1]
+        for p in self.extrema:
+            dq = totals[p]
             while dq and dq[0][0] < low:
                 dq.popleft()
 
-    def values(self, g: Group) -> list:
-        """Current aggregate values of a group, in the rule's slot order."""
-        out = []
-        totals = g.totals
-        for kind, slot in self.layout:
-            if kind == "count" or kind == "sum":
-                out.append(totals[slot])
-            elif kind == "rate":
-                out.append(totals[slot] * self.rate_factor)
-            elif kind == "avg":
-                n = totals[slot + 1]
-                out.append(totals[slot] / n if n else 0)
-            else:
-                dq = g.extrema[slot]
-                out.append(dq[0][1] if dq else 0)
-        return out
+    def counted(self, b: int) -> None:
+        """One more event filed (sweeps idle groups now and then)."""
+        self._adds += 1
+        if self._adds % SWEEP_EVERY == 0:
+            self.sweep(b)
 
     def sweep(self, b: int) -> None:
         """Evict groups whose newest event left the window."""
-        low = b - BUCKETS + 1
+        low = b - _MAX_AGE
         stale = [k for k, g in self.groups.items() if g.last < low]
         for k in stale:
             del self.groups[k]
+
+    # --- the per-event closure -----------------------------------------------------------
+    def make_step(self, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
+                  on_rise: Callable[[Any, Group, tuple], None]) -> tuple[Callable, Callable] | None:
+        """The closures that file one event (of a kind for which ``aggs`` were
+        compiled: same positions as the rule's, ``where`` possibly folded),
+        set ``ctx.win`` to the group's totals, evaluate ``when`` and call
+        ``on_rise(ctx, group, key)`` when it turns true: a ``(predicate,
+        action)`` pair for the runtime's plan (see windowstep.build_step)."""
+        from heaplint.rules.windowstep import build_step
+
+        return build_step(self, aggs, key_of, when, on_rise)
+
+
+def set_rate(aggs: Sequence[Any], over: int) -> None:
+    """Give the rate() readers of ``aggs`` their events-per-second factor."""
+    for a in aggs:
+        a.rate_cell[0] = 1_000_000_000 / over
 
 
 class BlockGroups:

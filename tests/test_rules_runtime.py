@@ -296,30 +296,6 @@ def test_window_count_matches_reference(tmp_path_factory, offsets, threshold):
     assert got == reference_episodes(times, 10 * MS, threshold)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5 * MS), st.integers(1, 1000)), min_size=1, max_size=50))
-def test_window_min_max_sum_match_reference(tmp_path_factory, items):
-    """Evaluate max/min/sum of sizes in the window after every event."""
-    from heaplint.rules.context import Ctx
-    from heaplint.rules.ruleset import load_ruleset
-    from heaplint.rules.windows import WindowState
-
-    tmp = tmp_path_factory.mktemp("m")
-    path = tmp / "r.yaml"
-    path.write_text("id: W002\nname: w\nwhen: max(size) + min(size) + sum(size) over 1ms by heap > 0\n")
-    rule = load_ruleset([str(path)], no_builtin=True, use_config=False).rules[0]
-    ws = WindowState(rule.aggs, rule.grouping.over, 10)
-    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
-    items = sorted(items)
-    width = max(1, MS // BUCKETS)
-    for i, (t, size) in enumerate(items):
-        c.ev = HeapEvent(int(Kind.ALLOC), t, 1, heap=0x10, size=size)
-        g, _ = ws.add(c, lambda c: (1,), t)
-        inside = [s for tt, s in items[: i + 1] if tt // width > t // width - BUCKETS]
-        values = dict(zip([a.name for a in rule.aggs], ws.values(g)))
-        assert values == {"max": max(inside), "min": min(inside), "sum": sum(inside)}
-
-
 def test_repeated_squaring_stays_cheap(tmp_path):
     """Numbers cannot grow without bound: wide integer products turn into floats."""
     import time as _time

@@ -1,0 +1,251 @@
+"""The per-event closures of window rules (built by
+:meth:`heaplint.rules.windows.WindowState.make_step`).
+
+One closure per rule and event kind files the event in its group, expires
+the buckets that left the window, leaves the group's totals in ``ctx.win``
+(the aggregates' compiled readers index them in place) and evaluates the
+rule's condition.  Aggregates whose ``where`` is the same condition test it
+once.  The commonest shape, one count/rate/sum, has its own closure with the
+bookkeeping inlined; its results are those of the general one (the
+property tests in tests/test_rules_windows.py compare both with a naive
+list model).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Sequence
+
+from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, Group, WindowState, set_rate
+
+_COUNT, _SUM, _AVG, _MIN, _MAX = range(5)
+_OPS = {"count": _COUNT, "rate": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, "max": _MAX}
+
+Step = Callable[[Any], bool]
+OnRise = Callable[[Any, Group, tuple], None]
+
+
+def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
+               on_rise: OnRise) -> tuple[Callable[[Any], Any], Step] | None:
+    """The ``(predicate, action)`` pair of the runtime's plan for events of
+    one kind: ``(where, step)`` for one aggregate with a where, otherwise
+    ``(step, never)`` (a step returns None).  None when no event of that kind can be filed (every ``where``
+    is false for it)."""
+    set_rate(aggs, ws.over)
+    always = ws.file_all  # no where at all: every event is filed
+    uncond: list[tuple] = []  # aggregates that take every filed event
+    conds: dict[str, tuple[Callable, list[tuple]]] = {}  # where text -> (test, its aggregates)
+    for a in aggs:
+        item = (a.pos, _OPS[a.name], a.value)
+        if a.where is None:
+            uncond.append(item)
+        elif a.where_const is True:
+            always = True
+            uncond.append(item)
+        elif a.where_const is None:
+            conds.setdefault(a.where_text, (a.where, []))[1].append(item)
+    if not always and not conds:
+        return None
+    tests = [(w, tuple(items)) for w, items in conds.values()]
+    if len(aggs) == 1 and _OPS[aggs[0].name] in (_COUNT, _SUM):
+        test = tests[0][0] if tests else None
+        pos, op, value = (uncond or tests[0][1])[0]
+        step = _single(ws, value if op == _SUM else None, key_of, when, on_rise)
+        return (test, step) if test is not None else (step, _never)
+    if all(_OPS[a.name] == _COUNT for a in aggs):
+        tests = [(w, tuple(p for p, _, _ in items)) for w, items in tests]
+        return _counts(ws, tests, tuple(p for p, _, _ in uncond), always, key_of, when, on_rise), _never
+    return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise), _never
+
+
+def _never(c: Any) -> None:  # pragma: no cover - steps return None, so their action never runs
+    return None
+
+
+def _single(ws: WindowState, value: Callable | None, key_of: Callable, when: Callable, on_rise: OnRise) -> Step:
+    """One count, rate or sum (position 0), its where tested before: everything inlined."""
+    groups = ws.groups
+    get = groups.get
+    width = ws.width
+    admit = ws.admit
+    sweep = ws.sweep
+
+    def step(c: Any) -> None:
+        b = c.ev.time // width
+        key = key_of(c)
+        g = get(key)
+        if g is None or g.last < b - _MAX_AGE:
+            g = admit(key, b, g)
+            if g is None:
+                return
+        totals = g.totals
+        buckets = g.buckets
+        if buckets:
+            low = b - _MAX_AGE
+            while buckets and buckets[0][0] < low:
+                totals[0] -= buckets.popleft()[1]
+        if b > g.last:
+            g.last = b
+        amount = 1 if value is None else value(c)
+        if buckets and buckets[-1][0] >= b:
+            buckets[-1][1] += amount
+        else:
+            buckets.append([b, amount])
+        totals[0] += amount
+        n = ws._adds = ws._adds + 1
+        if not n % SWEEP_EVERY:
+            sweep(b)
+        c.win = totals
+        if when(c):
+            if not g.active:
+                g.active = True
+                on_rise(c, g, key)
+        elif g.active:
+            g.active = False
+
+    return step
+
+
+def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: Callable, when: Callable,
+            on_rise: OnRise) -> Step:
+    """Counts and rates only: a filed event adds 1 at the positions whose where holds."""
+    groups = ws.groups
+    get = groups.get
+    width = ws.width
+    admit = ws.admit
+    sweep = ws.sweep
+    zeros = [0] * ws.size
+    positions = range(ws.size)
+    static_hit = [uncond]
+
+    def step(c: Any) -> None:
+        if tests:
+            hit = [ps for w, ps in tests if w(c)]
+            if not hit and not always:
+                return
+            hit.append(uncond)
+        else:
+            hit = static_hit
+        b = c.ev.time // width
+        key = key_of(c)
+        g = get(key)
+        if g is None or g.last < b - _MAX_AGE:
+            g = admit(key, b, g)
+            if g is None:
+                return
+        totals = g.totals
+        buckets = g.buckets
+        if buckets:
+            low = b - _MAX_AGE
+            while buckets and buckets[0][0] < low:
+                row = buckets.popleft()
+                for p in positions:
+                    totals[p] -= row[p + 1]
+        if b > g.last:
+            g.last = b
+        if buckets and buckets[-1][0] >= b:
+            row = buckets[-1]
+        else:
+            row = [b, *zeros]
+            buckets.append(row)
+        for ps in hit:
+            for p in ps:
+                row[p + 1] += 1
+                totals[p] += 1
+        n = ws._adds = ws._adds + 1
+        if not n % SWEEP_EVERY:
+            sweep(b)
+        c.win = totals
+        if when(c):
+            if not g.active:
+                g.active = True
+                on_rise(c, g, key)
+        elif g.active:
+            g.active = False
+
+    return step
+
+
+def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: Callable, when: Callable,
+             on_rise: OnRise) -> Step:
+    groups = ws.groups
+    get = groups.get
+    width = ws.width
+    admit = ws.admit
+    sweep = ws.sweep
+    size = ws.size
+    additive = tuple(ws.additive)
+    extrema = tuple(ws.extrema)
+    static_hit = [uncond] if uncond else []
+
+    def step(c: Any) -> None:
+        if tests:
+            hit = [items for w, items in tests if w(c)]
+            if not hit and not always:
+                return
+            if uncond:
+                hit.append(uncond)
+        else:
+            hit = static_hit
+        b = c.ev.time // width
+        key = key_of(c)
+        g = get(key)
+        if g is None or g.last < b - _MAX_AGE:
+            g = admit(key, b, g)
+            if g is None:
+                return
+        totals = g.totals
+        buckets = g.buckets
+        low = b - _MAX_AGE
+        if buckets and buckets[0][0] < low:
+            while buckets and buckets[0][0] < low:
+                row = buckets.popleft()
+                for p in additive:
+                    totals[p] -= row[p + 1]
+        for p in extrema:
+            dq = totals[p]
+            while dq and dq[0][0] < low:
+                dq.popleft()
+        if b > g.last:
+            g.last = b
+        row = buckets[-1] if buckets and buckets[-1][0] >= b else None
+        for items in hit:
+            for p, op, value in items:
+                if op == _COUNT:
+                    amount = 1
+                else:
+                    amount = value(c)
+                    if op >= _MIN:
+                        _extremum(totals[p], b, amount, op == _MIN)
+                        continue
+                if row is None:
+                    row = [b] + [0] * size
+                    buckets.append(row)
+                row[p + 1] += amount
+                totals[p] += amount
+                if op == _AVG:
+                    row[p + 2] += 1
+                    totals[p + 1] += 1
+        n = ws._adds = ws._adds + 1
+        if not n % SWEEP_EVERY:
+            sweep(b)
+        c.win = totals
+        if when(c):
+            if not g.active:
+                g.active = True
+                on_rise(c, g, key)
+        elif g.active:
+            g.active = False
+
+    return step
+
+
+def _extremum(dq: deque, b: int, v: Any, is_min: bool) -> None:
+    """Monotonic deque: the head is the window's min (max)."""
+    if is_min:
+        while dq and dq[-1][1] >= v:
+            dq.pop()
+    else:
+        while dq and dq[-1][1] <= v:
+            dq.pop()
+    dq.append((b, v))

@@ -1,0 +1,153 @@
+"""Window rules and kind-specialised closures against straightforward models.
+
+The runtime files window events through closures built per rule and event
+kind (rules/windowstep.py), with ``where`` conditions folded for that kind
+(``CompiledRule.for_kind``).  These tests compare, after every event, the
+aggregate values those closures leave for the rule's condition with a naive
+model that keeps every event in a list; and kind-specialised expressions
+with the general ones."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rules_kit import compile_expr, load
+
+from heaplint.engine.events import HeapEvent, Kind, TraceInfo
+from heaplint.rules.context import Ctx
+from heaplint.rules.operators import window_reader
+from heaplint.rules.windows import BUCKETS, WindowState
+
+MS = 1_000_000
+KINDS = [int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)]
+WHERES = [None, "kind == alloc", "kind == free", "kind != alloc", "size >= 100", "kind == alloc and size < 500",
+          "kind in [alloc, realloc] or size == 7", "moving", "not (kind == free)", "false", "true"]
+AGGS = ["count", "sum", "avg", "min", "max", "rate"]
+
+
+def _agg_text(name: str, where: str | None) -> str:
+    value = "" if name in ("count", "rate") else "size"
+    if where is None:
+        return f"{name}({value})"
+    return f"{name}({value} where {where})".replace("( where", "(where")
+
+
+def _naive(filed: list[tuple[int, list[bool], int]], t: int, width: int, aggs, over: int) -> list:
+    """Aggregates of the events still in the window at time ``t``, recomputed
+    from the list of every filed event (time, taken per aggregate, size)."""
+    b = t // width
+    inside = [(took, size) for tt, took, size in filed if tt // width > b - BUCKETS]
+    out = []
+    for i, a in enumerate(aggs):
+        vals = [size for took, size in inside if took[i]]
+        if a.name == "count":
+            out.append(len(vals))
+        elif a.name == "rate":
+            out.append(len(vals) * (1_000_000_000 / over))
+        elif a.name == "sum":
+            out.append(sum(vals))
+        elif a.name == "avg":
+            out.append(sum(vals) / len(vals) if vals else 0)
+        elif a.name == "min":
+            out.append(min(vals) if vals else 0)
+        else:
+            out.append(max(vals) if vals else 0)
+    return out
+
+
+events_st = st.lists(
+    st.tuples(st.integers(0, 3 * MS), st.sampled_from(KINDS), st.integers(0, 1000), st.integers(0, 1)),
+    min_size=1, max_size=60,
+)
+aggs_st = st.lists(st.tuples(st.sampled_from(AGGS), st.sampled_from(WHERES)), min_size=1, max_size=4, unique=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(aggs_st, events_st, st.booleans())
+def test_window_aggregates_match_a_list_model(tmp_path_factory, aggs, items, specialised):
+    tmp = tmp_path_factory.mktemp("w")
+    body = " + ".join(_agg_text(n, w) for n, w in aggs)
+    rs = load(tmp, f"id: W010\nname: w\nwhen: {body} over 1ms by heap >= 0\n")
+    (rule,) = rs.rules
+    ws = WindowState(rule.aggs, rule.grouping.over, 10_000)
+    seen: list = []
+    steps = {}
+    for k in KINDS:
+        k_aggs = rule.for_kind(k)[1] if specialised else rule.aggs
+        readers = [window_reader(a) for a in k_aggs]
+        steps[k] = ws.make_step(k_aggs, lambda c: (c.ev.pid, c.ev.heap), lambda c, r=readers: seen.append(
+            [f(c) for f in r]), lambda c, g, key: None)
+    wheres = {w: (compile_expr(w).fn if w else None) for _, w in aggs}
+    any_where = any(w is not None for _, w in aggs)
+    filed: dict[int, list] = {}
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    width = max(1, MS // BUCKETS)
+    for i, (t, kind, size, heap) in enumerate(sorted(items)):
+        c.ev = ev = HeapEvent(kind, t, 1, heap=heap, address=0x1000 + i, old_address=0x1000 + i * (i % 2),
+                              size=size, index=i)
+        hits = [bool(wheres[w](c)) if w else None for _, w in aggs]
+        before = len(seen)
+        if steps[kind] is not None:
+            pred, act = steps[kind]
+            if pred(c):
+                act(c)
+        if any_where and not any(hits):
+            assert len(seen) == before  # not filed
+            continue
+        filed.setdefault(heap, []).append((t, [h is not False for h in hits], size))
+        assert seen[before:] == [_naive(filed[heap], t, width, rule.aggs, rule.grouping.over)], ev
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5 * MS), st.integers(1, 1000)), min_size=1, max_size=50))
+def test_window_min_max_sum_match_reference(tmp_path_factory, items):
+    """max/min/sum of sizes in the window after every event (no where)."""
+    tmp = tmp_path_factory.mktemp("m")
+    rs = load(tmp, "id: W002\nname: w\nwhen: max(size) + min(size) + sum(size) over 1ms by heap > 0\n")
+    (rule,) = rs.rules
+    ws = WindowState(rule.aggs, rule.grouping.over, 10)
+    got: list = []
+    readers = [window_reader(a) for a in rule.aggs]
+    pred, act = ws.make_step(rule.aggs, lambda c: (1,), lambda c: got.append([f(c) for f in readers]),
+                             lambda c, g, k: None)
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    items = sorted(items)
+    width = max(1, MS // BUCKETS)
+    for i, (t, size) in enumerate(items):
+        c.ev = HeapEvent(int(Kind.ALLOC), t, 1, heap=0x10, size=size)
+        if pred(c):
+            act(c)
+        inside = [s for tt, s in items[: i + 1] if tt // width > t // width - BUCKETS]
+        assert dict(zip([a.name for a in rule.aggs], got[-1])) == {"max": max(inside), "min": min(inside),
+                                                                   "sum": sum(inside)}
+
+
+ATOMS = ["kind == alloc", "kind != free", "kind in [alloc, realloc]", "kind not in [free]", "size > 100",
+         "moving", "address == old_address", "true", "false", "kind == realloc and moving"]
+expr_st = st.recursive(
+    st.sampled_from(ATOMS),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+        inner.map(lambda e: f"not ({e})"),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(expr_st, st.sampled_from(KINDS), st.integers(0, 300), st.integers(0, 2))
+def test_kind_specialised_expressions_agree(expr, kind, size, moved):
+    general = compile_expr(expr)
+    special = compile_expr(expr, known_kind=kind)
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    c.ev = HeapEvent(kind, 0, 1, heap=1, address=0x1000, old_address=0x1000 + 16 * moved, size=size)
+    assert bool(special.fn(c)) == bool(general.fn(c))
+    assert special.const or general.kinds is None or kind in general.kinds or not general.fn(c)
+
+
+def test_kind_folding_removes_kind_tests(tmp_path):
+    rs = load(tmp_path, "id: K001\nname: k\nwhen: kind == alloc and size > 10\n")
+    (rule,) = rs.rules
+    assert rule.for_kind(int(Kind.FREE))[0].const and not rule.for_kind(int(Kind.FREE))[0].value
+    when = rule.for_kind(int(Kind.ALLOC))[0]
+    assert not when.const and when.text == rule.when.text
