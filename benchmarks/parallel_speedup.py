@@ -1,7 +1,8 @@
 """Speed-up of ``heaplint check --jobs N`` over ``--jobs 1`` (docs/performance.md,
 "Parallel replay").
 
-    python benchmarks/parallel_speedup.py TRACE... [--jobs 2] [--runs 3] [-- CHECK OPTIONS...]
+    python benchmarks/parallel_speedup.py TRACE... [--jobs 2] [--runs 3] [--cpu-runs 3] [--cpu-only]
+                                          [--stages] [-- CHECK OPTIONS...]
 
 (With several traces, only the wall clock is measured: one trace per worker.)
 
@@ -68,6 +69,37 @@ def cpu_estimate(trace: str, jobs: int, check_args: list[str], runs: int = 3) ->
             "merge": min(merge)}
 
 
+def stage_costs(trace: str, jobs: int, runs: int = 3) -> dict[str, list[float]]:
+    """CPU seconds (least of ``runs``) of reading alone and of ordering alone
+    (records read beforehand), for the whole trace and each partition."""
+    from heaplint.engine.partition import PidPartition
+    from heaplint.engine.partition_order import PartitionOrder
+    from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
+    from heaplint.engine.replay import ReplayCounters, ReplayOptions, ordered
+
+    def read(options: ReaderOptions) -> list:
+        reader, trace_input = open_trace(trace, None, options)
+        with trace_input:
+            return list(guarded_events(reader))
+
+    options = [ReaderOptions()] + [ReaderOptions(pids=PidPartition(i, jobs), pid_stubs=True) for i in range(jobs)]
+    items = [read(o) for o in options]
+    order = [lambda: ordered(items[0], ReplayOptions(), ReplayCounters())]
+    order += [lambda i=i: PartitionOrder(ReplayOptions(), ReplayCounters()).events(items[i]) for i in range(1, jobs + 1)]
+    reading: list[list[float]] = [[] for _ in options]
+    ordering: list[list[float]] = [[] for _ in options]
+    for _ in range(runs):
+        for i, o in enumerate(options):
+            s = time.process_time()
+            read(o)
+            reading[i].append(time.process_time() - s)
+            s = time.process_time()
+            for _ev in order[i]():
+                pass
+            ordering[i].append(time.process_time() - s)
+    return {"reading": [min(r) for r in reading], "ordering": [min(r) for r in ordering]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("traces", nargs="+", metavar="TRACE")
@@ -75,6 +107,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cpu-runs", type=int, default=3, help="runs of the CPU measurement (least taken)")
     parser.add_argument("--cpu-only", action="store_true", help="skip the wall-clock runs")
+    parser.add_argument("--stages", action="store_true",
+                        help="also CPU of reading alone and ordering alone, whole trace and partitions")
     argv = sys.argv[1:]
     check_args = argv[argv.index("--") + 1:] if "--" in argv else []
     opts = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -103,6 +137,10 @@ def main() -> int:
           f"partitions {' + '.join(f'{t:.2f}' for t in cpu['parts'])} = {cpu['sum']:.2f} "
           f"({cpu['sum'] / cpu['whole']:.2f}x the whole), merge {cpu['merge']:.3f}; "
           f"speed-up on {opts.jobs} idle cores about {serial / parallel:.2f}x")
+    if opts.stages:
+        for stage, times in stage_costs(opts.traces[0], opts.jobs, opts.cpu_runs).items():
+            print(f"  {stage} alone: whole {times[0]:.3f} s, partitions "
+                  f"{' + '.join(f'{t:.3f}' for t in times[1:])} s")
     return 0
 
 
