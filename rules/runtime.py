@@ -97,16 +97,21 @@ class RuleRun:
 
     def _event_hook(self) -> Callable[[HeapEvent, Any], None]:
         c = self.ctx
+        state = c.state
         plan = self.plan
         aplan = self.anomaly_plan
 
         def on_event(ev: HeapEvent, anomalies: Any) -> None:
             c.ev = ev
             c.anomalies = anomalies
-            for pred, act in plan[ev.kind]:
-                if pred(c):
-                    act(c)
+            pairs = plan[ev.kind]
+            if pairs:
+                c.ended = state.ended  # a property: many fields read it, once here
+                for pred, act in pairs:
+                    if pred(c):
+                        act(c)
             if anomalies and aplan:
+                c.ended = state.ended
                 for a in anomalies:
                     pairs = aplan.get(a.kind)
                     if pairs:
@@ -158,7 +163,7 @@ class RuleRun:
                 sizes.append(ev.size)
             elif ev.size:
                 sizes.append(ev.size)
-            ended = state.ended
+            ended = c.ended
             if ended is not None and not ev.size:
                 sizes.append(ended.size)
             if anomaly:
