@@ -6,14 +6,16 @@ Run from the project root (dissect.etl is the benchmark-only ``bench`` extra):
     python benchmarks/bench_etl.py                 # 1M heap events + the net.4.5.2 samples
     python benchmarks/bench_etl.py --events 200000 --compressed-events 50000
 
-For each file, both decoders run in the same process, alternating (``--repeat``
-times each, the best time counts, so that both meet the same machine load), on
-the same file: heaplint's ``EtlReader.events()`` (every record walked, heap /
-process / stack records decoded into events) and dissect.etl's ``for record in
-ETL(fh)``.  dissect.etl decodes 64-bit heap payloads wrongly (4-byte pointers),
-so only throughput is compared, not output.  The ratio is dissect's time over
-heaplint's time.  Synthetic files come from tests/etl_writer.py (4 processors,
-64 KiB buffers) and are cached in the temporary directory.
+For each file, three decoders run in the same process, alternating
+(``--repeat`` times each, the best time counts, so that all meet the same
+machine load), on the same file: heaplint's ``EtlReader.events()`` (every
+record walked, heap / process / stack records decoded into events) with its C
+accelerator and in pure Python (``etl_native.NATIVE`` switched off, as
+``HEAPLINT_PURE_PYTHON=1`` does), and dissect.etl's ``for record in ETL(fh)``.
+dissect.etl decodes 64-bit heap payloads wrongly (4-byte pointers), so only
+throughput is compared, not output.  A ratio is dissect's time over
+heaplint's time.  Synthetic files come from tests/etl_writer.py (4
+processors, 64 KiB buffers) and are cached in the temporary directory.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from etl_writer import Record, write_etl  # noqa: E402
 
 from heaplint.engine.events import HeapEvent, Kind  # noqa: E402
+from heaplint.engine.readers import etl_native  # noqa: E402
 from heaplint.engine.readers.etl import EtlReader  # noqa: E402
+
+#: the C accelerator as loaded (None when not built or HEAPLINT_PURE_PYTHON is set)
+NATIVE = etl_native.NATIVE
 
 APP_BASE = 0x7FF600000000
 
@@ -93,7 +99,8 @@ def sample(cache: Path, samples: Path, name: str) -> Path | None:
     return path
 
 
-def run_heaplint(path: Path) -> tuple[float, int, int]:
+def run_heaplint(path: Path, native: bool) -> tuple[float, int, int]:
+    etl_native.NATIVE = NATIVE if native else None
     t = time.perf_counter()
     with open(path, "rb") as fh:
         reader = EtlReader(fh, str(path))  # type: ignore[arg-type]
@@ -119,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="heap events in the large file (default 1M)")
     parser.add_argument("--stack-events", type=int, default=200_000, help="heap events in the file with stacks")
-    parser.add_argument("--compressed-events", type=int, default=100_000, help="heap events in the compressed file")
+    parser.add_argument("--compressed-events", type=int, default=1_000_000, help="heap events in the compressed file")
     parser.add_argument("--samples", type=Path, default=ROOT.parent / "shared" / "samples" / "etl")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "heaplint-bench-etl")
     parser.add_argument("--no-dissect", action="store_true", help="time heaplint only")
+    parser.add_argument("--no-python", action="store_true", help="do not time heaplint's pure-Python decoder")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each decoder, alternating; the best counts")
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -135,26 +143,43 @@ def main(argv: list[str] | None = None) -> int:
         path = sample(args.cache, args.samples, name)
         if path is not None:
             files.append((f"{name} (compressed, no heap events)", path))
-    print("| file | MB | records | heaplint s | heaplint records/s | events | dissect.etl s | dissect records/s | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"heaplint .etl decoder: {etl_native.status()}", file=sys.stderr)
+    print("| file | MB | records | events | heaplint C s | C records/s | pure Python s | dissect.etl s "
+          "| C vs dissect | Python vs dissect | C vs Python |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, path in files:
-        h_time = d_time = float("inf")
-        d_records = 0
-        for _ in range(max(1, args.repeat)):  # alternate, so both see the same machine load
-            elapsed, events, records = run_heaplint(path)
-            h_time = min(h_time, elapsed)
+        times = {"c": float("inf"), "py": float("inf"), "dissect": float("inf")}
+        for _ in range(max(1, args.repeat)):  # alternate, so all see the same machine load
+            if NATIVE is not None:
+                elapsed, events, records = run_heaplint(path, native=True)
+                times["c"] = min(times["c"], elapsed)
+            if not args.no_python or NATIVE is None:
+                elapsed, events, records = run_heaplint(path, native=False)
+                times["py"] = min(times["py"], elapsed)
             if not args.no_dissect:
-                elapsed, d_records = run_dissect(path)
-                d_time = min(d_time, elapsed)
-        ratio = "-" if args.no_dissect else f"{d_time / h_time:.1f}x"
-        d_rate = f"{d_records / d_time:,.0f}" if d_records else "-"
-        d_shown = f"{d_time:.2f}" if d_records else "-"
+                elapsed, _ = run_dissect(path)
+                times["dissect"] = min(times["dissect"], elapsed)
         print(
-            f"| {label} | {path.stat().st_size / 1e6:.1f} | {records:,} | {h_time:.2f} | {records / h_time:,.0f} "
-            f"| {events:,} | {d_shown} | {d_rate} | {ratio} |",
+            f"| {label} | {path.stat().st_size / 1e6:.1f} | {records:,} | {events:,} | {_s(times['c'])} "
+            f"| {_rate(records, times['c'])} | {_s(times['py'])} | {_s(times['dissect'])} "
+            f"| {_ratio(times['dissect'], times['c'])} | {_ratio(times['dissect'], times['py'])} "
+            f"| {_ratio(times['py'], times['c'])} |",
             flush=True,
         )
+    etl_native.NATIVE = NATIVE
     return 0
+
+
+def _s(seconds: float) -> str:
+    return "-" if seconds == float("inf") else f"{seconds:.2f}"
+
+
+def _rate(records: int, seconds: float) -> str:
+    return "-" if seconds == float("inf") else f"{records / seconds:,.0f}"
+
+
+def _ratio(slow: float, fast: float) -> str:
+    return "-" if float("inf") in (slow, fast) else f"{slow / fast:.1f}x"
 
 
 if __name__ == "__main__":

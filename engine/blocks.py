@@ -114,10 +114,15 @@ def _span(rec: Any) -> int:
 def moved(rec: Any, size: int, time: int, index: int, stack: int | None, source: int, moving: bool) -> Any:
     """The record of the block a realloc makes of ``rec`` (a move adds one
     move and ``rec``'s size to the bytes copied)."""
-    old = unpack(rec)
+    if rec.__class__ is bytes and len(rec) == _PLAIN_LEN:  # never moved: no decoding
+        moves = copied = 0
+        old_size = _size_from(rec)[0]
+    else:
+        old = unpack(rec)
+        moves, copied, old_size = old.moves, old.copied, old.size
     if moving:
-        return pack(size, time, index, stack, source, old.moves + 1, old.copied + old.size)
-    return pack(size, time, index, stack, source, old.moves, old.copied)
+        return pack(size, time, index, stack, source, moves + 1, copied + old_size)
+    return pack(size, time, index, stack, source, moves, copied)
 
 
 class BlockMap(SortedDict):
@@ -162,28 +167,29 @@ class BlockMap(SortedDict):
             _dict_set(self, address, rec)
             return True
         pos = _bisect_left(maxes, address)
-        if pos == len(maxes):
+        last = pos == len(maxes)  # after every live block
+        if last:
             pos -= 1
             sub = lists[pos]
+            j = len(sub)
             prev = sub[-1]
-            if prev + (_span(_dict_get(self, prev))) > address:
-                return False
-            sub.append(address)
-            maxes[pos] = address
         else:
             sub = lists[pos]
             j = _bisect_left(sub, address)
             if sub[j] < end:
                 return False
-            if j:
-                prev = sub[j - 1]
-            elif pos:
-                prev = lists[pos - 1][-1]
-            else:
-                prev = None
-            if prev is not None and prev + _span(_dict_get(self, prev)) > address:
+            prev = sub[j - 1] if j else (lists[pos - 1][-1] if pos else None)
+        if prev is not None:
+            prev_rec = _dict_get(self, prev)
+            try:  # _span inlined
+                reach = prev + (_size_from(prev_rec)[0] or 1)
+            except TypeError:
+                reach = prev + (prev_rec.size or 1)
+            if reach > address:
                 return False
-            sub.insert(j, address)
+        sub.insert(j, address)
+        if last:
+            maxes[pos] = address
         sl._len += 1
         if sl._index or len(sub) > sl._load << 1:
             sl._expand(pos)
@@ -199,9 +205,12 @@ class BlockMap(SortedDict):
         sl = self._list
         maxes = sl._maxes
         pos = _bisect_left(maxes, address)
-        sub = sl._lists[pos]
+        lists = sl._lists
+        sub = lists[pos]
         j = _bisect_left(sub, address)
-        if len(sub) > (sl._load >> 1) + 1 and not sl._index:
+        # what SortedList._delete does when no sublist merges or empties and
+        # there is no positional index (a lone sublist never merges)
+        if (len(sub) > (sl._load >> 1) + 1 or (len(sub) > 1 and len(lists) == 1)) and not sl._index:
             del sub[j]
             sl._len -= 1
             if j == len(sub):

@@ -47,12 +47,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from heaplint.engine import __version__
+    from heaplint.engine.readers.etl_native import status
 
     parser = _Parser(
         prog="heaplint",
         description="Find heap leaks and heap misuse in Windows heap traces, and gate CI on them.",
     )
-    parser.add_argument("--version", action="version", version=f"heaplint {__version__}")
+    parser.add_argument("--version", action="version", version=f"heaplint {__version__} (.etl reader: {status()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module_name in COMMANDS.items():

@@ -103,17 +103,25 @@ class ReallocPairer:
         self._runs: dict[tuple[int, int], _Move] = {}
         # (pid, address) -> the open run using that address as new or old
         self._watched: dict[tuple[int, int], _Move] = {}
-        # after this time some released move's run can no longer complete
-        self._deadline: float = _NEVER
+        #: after this time some released move's run can no longer complete
+        #: (the next record released after it expires runs)
+        self.deadline: float = _NEVER
 
     def quiet_check(self) -> tuple[dict, dict, dict]:
-        """The three tables that say whether a released record can concern
-        pairing at all: the open runs, the watched addresses and the addresses
-        named by buffered moves.  With no open run and no watched address,
-        :meth:`release` returns True for every record that is not a ReAlloc
-        and whose address no buffered move names, changing nothing (at most
-        an expiry check, which finds no run): the ordering stage skips the
-        call then.  The tables are live (never replaced)."""
+        """The tables that say whether a released record can concern pairing:
+        the open runs by (pid, tid), the watched (pid, address) pairs and the
+        addresses named by buffered moves (live tables, never replaced).
+
+        :meth:`release` returns True and changes nothing (but for an expiry
+        check that finds nothing to expire) for
+
+        * an Alloc or Free whose address no buffered move names, when no run
+          is open, or when its time is not past :attr:`deadline`, its thread
+          has no open run and its (pid, address) is not watched;
+        * a record that is no Alloc, Free or ReAlloc, when no run is open and
+          no address is watched.
+
+        The ordering stage skips the call for those."""
         return self._runs, self._watched, self._pending_addrs
 
     def buffered(self, ev: HeapEvent, seq: int) -> None:
@@ -129,7 +137,7 @@ class ReallocPairer:
 
     def release(self, ev: HeapEvent, seq: int) -> bool:
         """Pairing when ``ev`` leaves the buffer; False when it is dropped or held."""
-        if ev.time > self._deadline:
+        if ev.time > self.deadline:
             self._expire(ev.time)
         kind = ev.kind
         if self._watched:
@@ -213,8 +221,8 @@ class ReallocPairer:
             if other is not None and other is not mv:
                 self._break(other)  # two threads on one address: the older run is not a move's
             watched[key] = mv
-        if mv.released and mv.time + self.window < self._deadline:
-            self._deadline = mv.time + self.window
+        if mv.released and mv.time + self.window < self.deadline:
+            self.deadline = mv.time + self.window
 
     def _close(self, mv: _Move) -> None:
         thread = (mv.pid, mv.tid)
@@ -257,13 +265,13 @@ class ReallocPairer:
             self._break(mv)
 
     def _expire(self, now: int) -> None:
-        self._deadline = _NEVER
+        self.deadline = _NEVER
         for mv in list(self._runs.values()):
             if mv.released:
                 if now - mv.time > self.window:
                     self._break(mv)
-                elif mv.time + self.window < self._deadline:
-                    self._deadline = mv.time + self.window
+                elif mv.time + self.window < self.deadline:
+                    self.deadline = mv.time + self.window
 
     def _unindex(self, mv: _Move) -> None:
         """Drop ``mv`` from the look-ahead index once its ReAlloc is released."""

@@ -102,8 +102,9 @@ def ordered(
     within the window is inserted by bisection, one older than the last
     released goes out at once.  A sentinel at an infinite time ends the input,
     so that one loop releases both during the input and at its end.  Most
-    released records cannot concern realloc pairing (no open run, not a
-    ReAlloc, no buffered move names their address): those skip the pairer.
+    released records cannot concern realloc pairing (see
+    :meth:`~heaplint.engine.pairing.ReallocPairer.quiet_check`): those skip
+    the pairer.
     """
     pairer = ReallocPairer(options.pair_window_ns, counters) if options.realloc_mode == "auto" else None
     hold = max(options.reorder_window_ns, options.pair_window_ns if pairer is not None else 0)
@@ -145,14 +146,25 @@ def ordered(
                     yield out
                     continue
                 kind = out.kind
-                if runs or watched or kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and out.address in named):
-                    keep = release(out, out_seq)
-                    if flushed:
-                        yield from flushed
-                        flushed.clear()
-                    if keep:
-                        yield out
+                if kind == _ALLOC or kind == _FREE:
+                    quiet = out.address not in named and (
+                        (not runs and not watched)
+                        or (
+                            out.time <= pairer.deadline
+                            and (out.pid, out.tid) not in runs
+                            and (out.pid, out.address) not in watched
+                        )
+                    )
                 else:
+                    quiet = kind != _REALLOC and not runs and not watched
+                if quiet:
+                    yield out
+                    continue
+                keep = release(out, out_seq)
+                if flushed:
+                    yield from flushed
+                    flushed.clear()
+                if keep:
                     yield out
             if head >= _COMPACT_AT and head + head >= len(buf):
                 del buf[:head]

@@ -21,6 +21,7 @@ from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.readers import ReaderOptions, detect_format, open_trace
 from heaplint.engine.readers.etl import EtlReader
 from heaplint.engine.readers.etl_container import FLAG_COMPRESSED
+from etl_impl import etl_implementation  # noqa: F401  (each test runs with C and pure Python)
 
 EVENTS = [
     HeapEvent(Kind.PROCESS_START, 100, 50, 7, image="app.exe"),

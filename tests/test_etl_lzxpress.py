@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from heaplint.engine.readers.lzxpress import DecompressionError, decompress
 from lzxpress_compress import compress
+from etl_impl import etl_implementation  # noqa: F401  (each test runs with C and pure Python)
 
 # [MS-XCA] section 3.1: 26 literals, one flag word (26 zero bits, then ones)
 ALPHABET = b"abcdefghijklmnopqrstuvwxyz"

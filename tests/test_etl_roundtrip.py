@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from etl_writer import Record, write_etl
 from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.readers.etl import EtlReader
+from etl_impl import etl_implementation  # noqa: F401  (each test runs with C and pure Python)
 
 APP_BASE, APP_SIZE = 0x7FF600000000, 0x100000
 APP32_BASE = 0x00400000

@@ -21,7 +21,8 @@ import pytest
 from heaplint.engine.events import Kind
 from heaplint.engine.readers import open_trace
 from heaplint.engine.readers.etl import EtlReader
-from heaplint.engine.readers.lzxpress import decompress
+from heaplint.engine.readers.lzxpress import decompress_python as decompress  # the reference
+from etl_impl import etl_implementation  # noqa: F401  (each test runs with C and pure Python)
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "etl"
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample traces not present at {SAMPLES}")

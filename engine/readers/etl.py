@@ -31,10 +31,11 @@ import tempfile
 from bisect import bisect_right
 from itertools import chain
 from operator import itemgetter
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
+from heaplint.engine.readers import etl_native
 from heaplint.engine.readers.base import ReaderOptions, TraceReader
 from heaplint.engine.readers.etl_container import (
     BUFFER_HEADER_SIZE,
@@ -53,7 +54,9 @@ from heaplint.engine.readers.etl_container import (
 from heaplint.engine.readers.etl_kernel import (
     GROUP_HEAP,
     HEAP_DECODED,
+    HEAP_PROVIDER_GUID,
     HEAP_SPECS,
+    KIND_BY_OPCODE,
     SPEC_NUMBERS,
     STACK_HEAD,
     ImageMap,
@@ -67,6 +70,8 @@ _new = tuple.__new__
 _TIME = itemgetter(1)
 _ALLOC, _FREE, _REALLOC = int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)
 _CREATE = int(Kind.HEAP_CREATE)
+#: the Kind of heap opcodes 32..36, for the C decoder
+_KINDS = tuple(KIND_BY_OPCODE[opcode] for opcode in range(32, 37))
 
 
 _KERNEL_GROUPS = frozenset((0x03, 0x14, 0x18))
@@ -107,6 +112,8 @@ class EtlReader(TraceReader):
         #: set once a buffer held stack-key records: the merge then resolves them
         self.keyed_stacks = False
         self._keys = KeyedStackQueue(self.resolver)
+        self._native = None  # the C decoder, when the accelerator is in use
+        self._walk: Callable | None = None
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -192,8 +199,22 @@ class EtlReader(TraceReader):
         info.capture_start = 0
         info.notes.extend(header.notes)
         self._kernel = KernelDecoder(self, self.resolver, self.images)
+        self._walk = self._native_walk()
         streams, self.buffer_stats = index_streams(self._scan(fh, size))
         return size, list(streams.values())
+
+    def _native_walk(self) -> Callable | None:
+        """The C decoder's ``walk`` when the accelerator is in use (see etl_native.py)."""
+        native = etl_native.NATIVE
+        if native is None:
+            return None
+        try:
+            self._native = native.Decoder(
+                HeapEvent, self._origin, self._num, self._den, self._raw_stacks, _KINDS, HEAP_PROVIDER_GUID
+            )
+        except OverflowError:
+            return None  # a clock whose arithmetic leaves int64: Python's ints do it
+        return self._native.walk
 
     def _scan(self, fh: BinaryIO, size: int) -> Iterator:
         try:
@@ -265,9 +286,16 @@ class EtlReader(TraceReader):
         alloc, free, realloc, create = _ALLOC, _FREE, _REALLOC, _CREATE
         origin, num, den = self._origin, self._num, self._den
         idx = self._index
+        walk = self._walk
         pos = 0
         end = len(data)
         while pos + 8 <= end:
+            if walk is not None:
+                # the C accelerator takes the common records; it stops at the
+                # first other one, which this loop decodes before handing back
+                pos, idx = walk(data, pos, out, idx)
+                if pos + 8 > end:
+                    break
             first, typemark, size, hook = prefix(data, pos)
             spec = specs.get(typemark << 16 | hook)
             if spec is not None:
@@ -381,6 +409,15 @@ class EtlReader(TraceReader):
     def _finish(self) -> None:
         """Final trace facts, once every buffer is read."""
         self.resolver.finish()
+        if self._native is not None:
+            heap, other, messages, other_provider = self._native.counts()
+            for (htype, opcode), n in heap.items():
+                self._counts[htype] += n
+                self._heap_ops[opcode] += n
+            for htype, n in other.items():
+                self._counts[htype] += n
+            self._counts[HT_MESSAGE] += messages
+            self._kernel.other_provider_records += other_provider  # type: ignore[union-attr]
         for number, n in enumerate(self._spec_counts):
             htype, opcode = SPEC_NUMBERS[number]
             self._counts[htype] += n

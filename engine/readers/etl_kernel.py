@@ -85,10 +85,15 @@ def read_cstring(data: bytes, pos: int, end: int) -> tuple[str, int]:
 
 
 def read_wstring(data: bytes, pos: int, end: int) -> str:
-    """A NUL-terminated UTF-16LE string at ``pos``."""
-    stop = pos
-    while stop + 1 < end and (data[stop] or data[stop + 1]):
-        stop += 2
+    """A NUL-terminated UTF-16LE string at ``pos`` (up to ``end`` without one).
+
+    The terminator is the first zero code unit: a ``b"\0\0"`` found at an
+    even distance from ``pos`` (one at an odd distance straddles two units)."""
+    stop = data.find(b"\x00\x00", pos, end)
+    while stop >= 0 and (stop - pos) & 1:
+        stop = data.find(b"\x00\x00", stop + 1, end)
+    if stop < 0:
+        stop = end - ((end - pos) & 1)
     return data[pos:stop].decode("utf-16-le", "replace")
 
 

@@ -23,6 +23,9 @@ repetition.  Everything the loop touches is a local variable.
 from __future__ import annotations
 
 import struct
+import sys
+
+from heaplint.engine.readers import etl_native
 
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
@@ -34,16 +37,33 @@ class DecompressionError(ValueError):
 
 
 def decompress(src: bytes | bytearray | memoryview, out_size: int | None = None) -> bytes:
-    """Decompress plain LZ77 data ``src``.
+    """Decompress plain LZ77 data ``src``, in C when the accelerator is in use
+    (see etl_native.py), else with :func:`decompress_python`; both give the
+    same bytes or raise :class:`DecompressionError`."""
+    native = etl_native.NATIVE
+    if native is None:
+        return decompress_python(src, out_size)
+    try:
+        out = native.decompress(src, -1 if out_size is None else out_size)
+    except ValueError as err:
+        raise DecompressionError(str(err)) from None
+    if out_size is not None and len(out) < out_size:
+        raise DecompressionError(f"decompressed {len(out)} bytes, expected {out_size}")
+    return out
+
+
+def decompress_python(src: bytes | bytearray | memoryview, out_size: int | None = None) -> bytes:
+    """Decompress plain LZ77 data ``src`` (the pure-Python reference).
 
     ``out_size``, when given, is the expected decompressed size: decoding stops
-    once it is reached, and a shorter result raises :class:`DecompressionError`.
+    as soon as it is reached (a match crossing it is cut there; what follows is
+    not read), and a shorter result raises :class:`DecompressionError`.
     Runs in O(len(output)) with per-token Python work only.
     """
     try:
-        out = _decompress(bytes(src), out_size if out_size is not None else -1)
-    except (IndexError, struct.error) as err:
-        raise DecompressionError(f"compressed data ends inside a token ({err})") from None
+        out = _decompress(bytes(src), out_size if out_size is not None else sys.maxsize)
+    except (IndexError, struct.error):
+        raise DecompressionError("compressed data ends inside a token") from None
     if out_size is not None:
         if len(out) < out_size:
             raise DecompressionError(f"decompressed {len(out)} bytes, expected {out_size}")
@@ -60,7 +80,7 @@ def _decompress(src: bytes, limit: int) -> bytearray:
     unpack_u32 = _U32.unpack_from
     unpack_u16 = _U16.unpack_from
     while ip < n:
-        if 0 <= limit <= len(out):
+        if limit <= len(out):
             break
         if ip + 4 > n:
             raise DecompressionError("compressed data ends inside a flag word")
@@ -76,6 +96,8 @@ def _decompress(src: bytes, limit: int) -> bytearray:
                     return out
                 out += src[ip : ip + run]
                 ip += run
+                if limit <= len(out):
+                    return out
                 bits -= run
                 if not bits:
                     break
@@ -113,13 +135,17 @@ def _decompress(src: bytes, limit: int) -> bytearray:
             start = len(out) - distance
             if start < 0:
                 raise DecompressionError(f"match reaches {-start} bytes before the start of the output")
+            if length > limit - len(out):
+                length = limit - len(out)  # cut at the expected size (a hostile length can be 4 GiB)
             if distance >= length:
                 out += out[start : start + length]
             else:
                 pattern = out[start:]
                 reps, extra = divmod(length, distance)
                 out += pattern * reps + pattern[:extra]
+            if limit <= len(out):
+                return out
     return out
 
 
-__all__ = ["DecompressionError", "decompress"]
+__all__ = ["DecompressionError", "decompress", "decompress_python"]
