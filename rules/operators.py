@@ -91,7 +91,10 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
             raise comp.error("HLR024", f"{a.type} cannot be looked up in a {b.type}", tree)
         fa = a.fn
         negate = data == "not_in_op"
-        if b.const:
+        if b.const and a.ev_index is not None:
+            values, i = frozenset(b.value), a.ev_index
+            fn = (lambda c: c.ev[i] not in values) if negate else (lambda c: c.ev[i] in values)
+        elif b.const:
             values = frozenset(b.value)
             fn = (lambda c: fa(c) not in values) if negate else (lambda c: fa(c) in values)
         else:
@@ -173,6 +176,8 @@ def _chain_fn(word: str, terms: tuple):
 
 def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
     fa, fb = a.fn, b.fn
+    if b.const and a.ev_index is not None:
+        return _compare_item(op, sym, a.ev_index, b.value)
     if b.const:
         v = b.value
         if sym == "==":
@@ -185,6 +190,21 @@ def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
             return lambda c: fa(c) < v
         return lambda c: op(fa(c), v)
     return lambda c: op(fa(c), fb(c))
+
+
+def _compare_item(op, sym: str, i: int, v: Any):
+    """An event field (item ``i`` of the HeapEvent) compared with a constant."""
+    if sym == "==":
+        return lambda c: c.ev[i] == v
+    if sym == "!=":
+        return lambda c: c.ev[i] != v
+    if sym == ">":
+        return lambda c: c.ev[i] > v
+    if sym == ">=":
+        return lambda c: c.ev[i] >= v
+    if sym == "<":
+        return lambda c: c.ev[i] < v
+    return lambda c: op(c.ev[i], v)
 
 
 def _kind_sets(out: "Compiled", op: str, a: "Compiled", b: "Compiled") -> None:

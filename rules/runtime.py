@@ -21,6 +21,7 @@ from heaplint.engine.events import HeapEvent, Kind, StackTable, TraceInfo
 from heaplint.engine.findings import Finding
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import ANOMALY_KINDS, ProcessState
+from heaplint.rules.compiler import EVENT_ITEMS
 from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
@@ -30,6 +31,7 @@ from heaplint.rules.windows import WindowState
 Pair = tuple[Callable[[Ctx], Any], Callable[[Ctx], None]]
 _N_KINDS = max(int(k) for k in Kind) + 1
 _REALLOC = int(Kind.REALLOC)
+_PID = HeapEvent._fields.index("pid")
 
 
 class RuleRun:
@@ -77,7 +79,7 @@ class RuleRun:
             elif rule.trigger == WINDOW_RULE:
                 ws = WindowState(rule.aggs, rule.grouping.over, rule.spec.max_groups)
                 self.windows.append((rule, ws))
-                key_of = _key_of(rule.by_getters)
+                key_of = _key_of(rule.by, rule.by_getters)
                 on_rise = self._window_rise(rule)
                 for k in _kinds(rule.kinds):
                     when, aggs = rule.for_kind(k)
@@ -203,8 +205,16 @@ def _kinds(kinds: frozenset | None) -> list[int]:
     return [k for k in range(1, _N_KINDS) if kinds is None or k in kinds]
 
 
-def _key_of(getters: list[Callable[[Ctx], Any]]) -> Callable[[Ctx], tuple]:
-    """The group key of a window rule: the event's process, then the ``by`` fields."""
+def _key_of(by: tuple[str, ...], getters: list[Callable[[Ctx], Any]]) -> Callable[[Ctx], tuple]:
+    """The group key of a window rule: the event's process, then the ``by``
+    fields (read as items of the event where they are plain event fields)."""
+    items = [EVENT_ITEMS.get(name) for name in by]
+    if len(by) == 1 and items[0] is not None:
+        i = items[0]
+        return lambda c: ((e := c.ev)[_PID], e[i])
+    if len(by) == 2 and None not in items:
+        i, j = items
+        return lambda c: ((e := c.ev)[_PID], e[i], e[j])
     if not getters:
         return lambda c: (c.ev.pid,)
     if len(getters) == 1:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rules_kit import compile_expr, load
 
+from heaplint.engine.errors import RuleError
 from heaplint.engine.events import HeapEvent, Kind, TraceInfo
 from heaplint.rules.context import Ctx
 from heaplint.rules.operators import window_reader
@@ -151,3 +152,38 @@ def test_kind_folding_removes_kind_tests(tmp_path):
     assert rule.for_kind(int(Kind.FREE))[0].const and not rule.for_kind(int(Kind.FREE))[0].value
     when = rule.for_kind(int(Kind.ALLOC))[0]
     assert not when.const and when.text == rule.when.text
+
+
+event_st = st.builds(
+    HeapEvent, st.sampled_from([int(k) for k in Kind]), st.integers(0, 10**12), st.integers(0, 9), st.integers(0, 9),
+    st.integers(0, 2**48), st.integers(0, 2**48), st.integers(0, 2**40), st.integers(0, 2**48),
+    st.none() | st.integers(0, 2**40), st.integers(0, 6), st.none() | st.integers(0, 50), st.integers(0, 7),
+    st.none(), st.integers(0, 10**6),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_st)
+def test_event_items_are_the_registry_getters(ev):
+    """Comparisons read c.ev[i] for the fields of compiler.EVENT_ITEMS: the
+    same values as the registry's getters."""
+    from heaplint.rules import registry as R
+    from heaplint.rules.compiler import EVENT_ITEMS, op_fn
+
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    c.ev = ev
+    compared = 0
+    for name, i in EVENT_ITEMS.items():
+        value = R.FIELDS[name].getter(R.EVENT)(c)
+        assert ev[i] == value, name
+        const = {"kind": ("alloc", 2), "source": ("LFH", 2), "time": ("5ns", 5)}.get(name, ("5", 5))
+        for op in ("==", "!=", "<", "<=", ">", ">="):
+            if name == "stack" and op not in ("==", "!="):
+                continue  # stacks are only compared for equality
+            try:
+                fn = compile_expr(f"{name} {op} {const[0]}").fn
+            except RuleError:
+                continue
+            assert fn(c) == op_fn(op)(value, const[1]), (name, op)
+            compared += 1
+    assert compared >= 60
