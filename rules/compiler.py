@@ -52,6 +52,7 @@ class Compiled:
     ref: str | None = None  # the field name when the expression is a bare field
     chain: tuple | None = None  # ("and" | "or", operand closures) of a flattened and/or chain
     ev_index: int | None = None  # a bare event field that is item ev_index of the HeapEvent tuple
+    win_pos: int | None = None  # a window count() or sum(): ctx.win[win_pos]
 
     def paren(self, prec: int) -> str:
         return self.text if self.prec >= prec else f"({self.text})"

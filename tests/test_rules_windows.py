@@ -187,3 +187,23 @@ def test_event_items_are_the_registry_getters(ev):
             assert fn(c) == op_fn(op)(value, const[1]), (name, op)
             compared += 1
     assert compared >= 60
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=3, max_size=3), st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+       st.integers(0, 50))
+def test_window_comparisons_read_the_totals(totals, op, n):
+    """count()/sum() compared with a constant, and a share of two counts,
+    read ctx.win in place: the same as computing them from the readers."""
+    from heaplint.rules.compiler import op_fn
+
+    texts = ["count(where size > 1)", "sum(size)", "count()"]
+    exprs = {f"{texts[0]} {op} {n}": lambda w: op_fn(op)(w[0], n),
+             f"{texts[1]} {op} {n}": lambda w: op_fn(op)(w[1], n),
+             f"{texts[0]} / {texts[2]} {op} 0.5": lambda w: op_fn(op)(w[0] / w[2] if w[2] else 0, 0.5)}
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    c.win = totals
+    for text, expected in exprs.items():
+        # the aggregates first, so that they take positions 0, 1, 2
+        got = compile_expr(f"({' + '.join(texts)} >= 0) and {text}", agg_mode="window", inner_scope="event")
+        assert got.fn(c) == expected(totals), text
