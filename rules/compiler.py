@@ -121,6 +121,7 @@ class Env:
     aggs: list[AggSpec] = field(default_factory=list)
     grouping: Grouping | None = None
     uses_anomaly: bool = False
+    fields: set = field(default_factory=set)  # every field name the expressions mention
 
 
 class Compiler:
@@ -245,6 +246,8 @@ class Compiler:
         tok = tree.children[0]
         name = str(tok)
         env = self.env
+        if name in R.FIELDS:
+            env.fields.add(name)
         if name in env.lets:
             return self._expand(env.lets[name], "let binding", tok)
         if name in env.macros:

@@ -219,6 +219,9 @@ FIELD_LIST: list[FieldDef] = [
        trace=lambda c: (c.trace_last - c.trace_first) if c.trace_first is not None else 0),
 ]
 FIELDS: dict[str, FieldDef] = {f.name: f for f in FIELD_LIST}
+#: event fields whose getters read ``ctx.ended`` (the runtime looks the ended
+#: block up only for event kinds whose rules name one of these)
+READS_ENDED = frozenset({"site", "lifetime", "ended", "ended_size", "ended_stack", "ended_moves", "ended_copied"})
 
 _ANOMALY_DOCS = {
     st.UNKNOWN_FREE: "free of an address that is not live on any heap of the process",

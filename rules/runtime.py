@@ -57,6 +57,7 @@ class RuleRun:
         ctx.stacks = self.stacks
         self.end.ctx = ctx
         plan: list[list[Pair]] = [[] for _ in range(_N_KINDS)]
+        reads_ended = [False] * _N_KINDS
         any_anomaly: list[Pair] = []
         by_anomaly: dict[str, list[Pair]] = {}
         for rule in self.rules:
@@ -72,6 +73,7 @@ class RuleRun:
                     continue
                 for k in _kinds(rule.kinds):
                     when = rule.for_kind(k)[0]
+                    reads_ended[k] |= rule.reads_ended and not (when.const and not when.value)
                     if not when.const:
                         plan[k].append((when.fn, act))
                     elif when.value:
@@ -86,7 +88,9 @@ class RuleRun:
                     pair = ws.make_step(aggs, key_of, when.fn, on_rise)
                     if pair is not None:
                         plan[k].append(pair)
+                        reads_ended[k] |= rule.reads_ended
         self.plan = [tuple(p) for p in plan]
+        self.reads_ended = reads_ended
         self.anomaly_plan = {a: tuple(by_anomaly.get(a, []) + any_anomaly) for a in ANOMALY_KINDS}
         self.anomaly_plan = {a: p for a, p in self.anomaly_plan.items() if p}
         self.on_event = self._event_hook()  # type: ignore[method-assign]
@@ -102,13 +106,15 @@ class RuleRun:
         state = c.state
         plan = self.plan
         aplan = self.anomaly_plan
+        reads_ended = self.reads_ended
 
         def on_event(ev: HeapEvent, anomalies: Any) -> None:
             c.ev = ev
             c.anomalies = anomalies
             pairs = plan[ev.kind]
             if pairs:
-                c.ended = state.ended  # a property: many fields read it, once here
+                if reads_ended[ev.kind]:  # a property (it may decode the block): read once, when needed
+                    c.ended = state.ended
                 for pred, act in pairs:
                     if pred(c):
                         act(c)
@@ -165,7 +171,7 @@ class RuleRun:
                 sizes.append(ev.size)
             elif ev.size:
                 sizes.append(ev.size)
-            ended = c.ended
+            ended = state.ended
             if ended is not None and not ev.size:
                 sizes.append(ended.size)
             if anomaly:

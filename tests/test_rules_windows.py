@@ -207,3 +207,40 @@ def test_window_comparisons_read_the_totals(totals, op, n):
         # the aggregates first, so that they take positions 0, 1, 2
         got = compile_expr(f"({' + '.join(texts)} >= 0) and {text}", agg_mode="window", inner_scope="event")
         assert got.fn(c) == expected(totals), text
+
+
+class _PoisonedEnded(Ctx):
+    """A context whose ``ended`` must not be read."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def ended(self):
+        raise AssertionError("read ctx.ended")
+
+
+@given(event_st)
+@settings(max_examples=30, deadline=None)
+def test_only_the_listed_fields_read_the_ended_block(ev):
+    """The runtime looks the ended block up only for rules naming a field of
+    registry.READS_ENDED: no other event field may read it."""
+    from heaplint.engine.state import HeapState
+    from heaplint.rules import registry as R
+
+    c = _PoisonedEnded(HeapState(), TraceInfo("t", "x"))
+    c.ev = ev
+    checked = 0
+    for f in R.FIELD_LIST:
+        getter = f.getters.get(R.EVENT)
+        if getter is not None and f.name not in R.READS_ENDED:
+            getter(c)
+            checked += 1
+    assert checked > 20
+
+
+def test_a_message_may_name_an_ended_field_the_condition_does_not(tmp_path):
+    from rules_kit import run
+
+    rs = load(tmp_path, "id: M001\nname: m\nwhen: kind == free and size == 0\nmessage: 'lived {lifetime}'\n")
+    (f,) = run(rs, "alloc 0x1000 16", "free 0x1000 t=+5ms")
+    assert f.message == "lived 5.0 ms"
