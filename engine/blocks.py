@@ -35,6 +35,7 @@ from sortedcontainers import SortedDict
 _dict_get = dict.get
 _dict_pop = dict.pop
 _dict_set = dict.__setitem__
+_new = tuple.__new__
 
 # A record is the bytes of one struct: size, time, index, stack (0 when
 # none), then a byte holding the source and a no-stack flag; a block that a
@@ -89,10 +90,10 @@ def unpack(rec: Any) -> Block:
         return rec
     if len(rec) == _PLAIN_LEN:
         size, time, index, stack, flags = _plain_from(rec)
-        moves = copied = 0
-    else:
-        size, time, index, stack, flags, moves, copied = _moved_from(rec)
-    return Block(size, time, index, None if flags & NO_STACK else stack, flags & 7, moves, copied)
+        # tuple.__new__: the NamedTuple's own __new__ is a Python function
+        return _new(Block, (size, time, index, None if flags & NO_STACK else stack, flags & 7, 0, 0))
+    size, time, index, stack, flags, moves, copied = _moved_from(rec)
+    return _new(Block, (size, time, index, None if flags & NO_STACK else stack, flags & 7, moves, copied))
 
 
 def size_of(rec: Any) -> int:

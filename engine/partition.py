@@ -7,12 +7,14 @@ window releases an event once a newer one (of any process) is far enough
 ahead, realloc pairing looks at what is buffered at that moment, disorder
 beyond the window is counted trace-wide, and process-end rules at trace end
 see the trace's last time.  So a partition does not simply drop the other
-processes' records: its reader turns them into *stubs* (time and pid only;
-the canonical JSONL reader reads both from the raw bytes without decoding the
-record), :class:`PartitionReplay` orders stubs and its own events together
-with the unchanged ordering stage, and drops the stubs before the state sees
-them.  Each partition therefore applies its events at the same points, with
-the same counters, as a replay of the whole trace, and the merge is exact:
+processes' records: its reader hands them over as runs of bare times (the
+canonical JSONL reader reads them from the raw bytes without decoding the
+records), and :class:`PartitionReplay` orders its own events with
+:class:`~heaplint.engine.partition_order.PartitionOrder`, which lets those
+times raise the reorder watermark and, where it matters (rarely), take part
+in disorder counting and realloc pairing exactly as in a whole replay.  Each
+partition therefore applies its events at the same points, with the same
+counters, as a replay of the whole trace, and the merge is exact:
 
 * processes are assigned to partitions round-robin in order of first
   appearance (:class:`PidPartition`; every partition reads the same input, so
@@ -20,9 +22,9 @@ the same counters, as a replay of the whole trace, and the merge is exact:
 * processes merge in the order the whole replay lists them (finished ones in
   the order they ended, then live ones in order of appearance), using the
   stream position at which each appeared and ended;
-* counters over the whole stream (events, reordered, out of order) are the
-  same in every partition; realloc pairs are counted by their process's
-  partition and summed;
+* counters over the whole stream (events, out of order) are the same in
+  every partition; reordered events and realloc pairs are counted by their
+  process's partition and summed;
 * ``scope: trace`` rules run once, in the parent, on the merged facts
   (:func:`heaplint.engine.partition_merge.merge_parts`);
 * findings are capped per rule and window groups per rule: when the
@@ -40,7 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from heaplint.engine.events import HeapEvent, Kind, TraceInfo
 from heaplint.engine.findings import Finding, ProcessQuality, TraceQuality
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
-from heaplint.engine.readers.base import STUB_KIND
+from heaplint.engine.partition_order import PartitionOrder
 from heaplint.engine.replay import Replay, ReplayCounters, ReplayOptions
 from heaplint.engine.state import ProcessState
 from heaplint.engine.stats import stats_document, trace_quality
@@ -76,101 +78,65 @@ class PidPartition:
 
 
 class PartitionReplay(Replay):
-    """A :class:`Replay` of one partition's event stream (own events plus
-    stubs): stubs take part in ordering but never reach the state.
+    """A :class:`Replay` of one partition's items: its own events and the
+    other partitions' records as runs of times, ordered by
+    :class:`~heaplint.engine.partition_order.PartitionOrder`.
 
     For the merge it remembers, per process, where it stands in a whole
     replay's ``all_processes()`` (:meth:`order_key`), and it ends processes
-    still alive at the latest time of any process, the other processes' taken
-    from their stubs (:attr:`last_time`).  The keys are exact unless
+    still alive at the latest time of any record, the other partitions'
+    included (:attr:`last_time`).  The keys are exact unless
     :attr:`order_exact` says otherwise; the end time is checked when merging
     (:func:`heaplint.engine.partition_merge.exact_merge_possible`).
 
     Set :attr:`index_is_position` when the reader numbers events (``index``)
-    in the order it yields them, stubs included (the canonical readers): an
-    event's input position is then its index; otherwise every own event's
-    position is remembered until it comes out.
+    in input order, the other partitions' records included (the canonical
+    readers); otherwise every own event's position is remembered until it
+    comes out.
     """
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.index_is_position = False
-        #: pid -> time of its last stub out of the ordering stage
-        self._stub_last: dict[int, int] = {}
         #: False when some order key may be wrong (see :meth:`_own`)
         self.order_exact = True
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
-        #: id(event) -> (event, input position or -1, older than the window)
-        self._marks: dict[int, tuple[HeapEvent, int, bool]] = {}
-        self._streamed = False
+        self._order: PartitionOrder | None = None
 
-    def events(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
-        return self._own(super().events(self._numbered(events)))
+    def events(self, events: Iterable[Any]) -> Iterator[HeapEvent]:
+        self._order = PartitionOrder(self.options, self.counters, self._note_out_of_order, self.index_is_position)
+        return self._own(self._order, events)
 
-    def _numbered(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
-        """Mark own events with their input position (unless the index is
-        it) and whether they are older than the reorder window allows."""
-        marks = self._marks
-        window = self.options.reorder_window_ns
-        cutoff = -(1 << 63)  # the newest time so far, minus the window
-        if self.index_is_position:
-            for ev in events:
-                t = ev.time
-                if t < cutoff:
-                    if ev.kind != STUB_KIND:
-                        marks[id(ev)] = (ev, -1, True)
-                elif t - window > cutoff:
-                    cutoff = t - window
-                yield ev
-            return
-        seq = 0
-        for ev in events:
-            t = ev.time
-            if ev.kind != STUB_KIND:
-                marks[id(ev)] = (ev, seq, t < cutoff)
-            if t - window > cutoff:
-                cutoff = t - window
-            seq += 1
-            yield ev
-
-    def _own(self, stream: Iterator[HeapEvent]) -> Iterator[HeapEvent]:
+    def _own(self, order: PartitionOrder, items: Iterable[Any]) -> Iterator[HeapEvent]:
         """Own events of the ordered stream, with order keys for processes.
 
         The ordering stage releases events in (time, input position) order,
-        except an event older than one already released, which it releases
-        at once, and records realloc pairing holds back for a while.  So
-        (time, position) orders the processes' first and last events across
+        except an event older than one already released, which it passes
+        through at once, and records realloc pairing holds back for a while.
+        So (time, position) orders the processes' first and last events across
         partitions as long as each came out in that order: one that came out
-        after a later one, or that was older than the reorder window allows
-        when it went in, makes its key unsure (:attr:`order_exact`)."""
-        self._streamed = True
+        after a later record (of any partition), or that was older than the
+        reorder window allows when it went in, makes its key unsure
+        (:attr:`order_exact`)."""
         state = self.state
         processes = state.processes
         finished = state.finished
-        marks = self._marks
+        marks = order.marks
         keys = self._keys
         by_index = self.index_is_position
-        stub_last = self._stub_last
-        top_t = -(1 << 63)  # (time, position) of the latest record out so far
+        top_t = -(1 << 63)  # (time, position) of the latest own event out so far
         top_pos = -1
         count = 0
-        for ev in stream:
+        for ev in order.events(items):
             t = ev.time
-            if ev.kind == STUB_KIND:
-                stub_last[ev.pid] = t
-                if t > top_t or (t == top_t and by_index and ev.index > top_pos):
-                    top_t, top_pos = t, (ev.index if by_index else 1 << 62)
-                continue
             # only a process's first event and process records change the
             # process lists; look at them after the event was applied
             watch = ev.kind >= _PROCESS_START or ev.pid not in processes
             if watch:
                 done = len(finished)
-                before_t, before_pos = top_t, top_pos
+                before = max((top_t, top_pos), order.foreign_top())
             yield ev
             mark = marks.pop(id(ev), None) if marks else None
-            if mark is not None and mark[0] is not ev:
-                mark = None
             pos = ev.index if by_index else (mark[1] if mark is not None else -1)
             if t > top_t or (t == top_t and pos > top_pos):
                 top_t, top_pos = t, pos
@@ -183,12 +149,7 @@ class PartitionReplay(Replay):
                     for k in stale:
                         del marks[k]
             if watch:
-                if (
-                    (mark is None and not by_index)
-                    or (mark is not None and mark[2])
-                    or t < before_t
-                    or (t == before_t and pos < before_pos)
-                ):
+                if (mark is None and not by_index) or (mark is not None and mark[2]) or (t, pos) < before:
                     self.order_exact = False
                 proc = processes.get(ev.pid)
                 if proc is not None and id(proc) not in keys:
@@ -198,13 +159,12 @@ class PartitionReplay(Replay):
         marks.clear()
 
     def finish(self) -> None:
-        if not self._streamed:  # pragma: no cover - guards a change in Replay.run
+        if self._order is None:  # pragma: no cover - guards a change in Replay.run
             raise RuntimeError("PartitionReplay needs Replay.run to read its events through Replay.events()")
         # Replay.run ends processes at the latest time of any process: here
-        # the other processes' latest times come from their stubs (checked
-        # against their own partitions when merging)
-        latest = [self.last_time] if self.last_time is not None else []
-        latest += self._stub_last.values()
+        # the other partitions' latest time is the latest of their records
+        # (checked against their own partitions when merging)
+        latest = [t for t in (self.last_time, self._order.foreign_max()) if t is not None]
         self.last_time = max(latest, default=None)
         super().finish()
 

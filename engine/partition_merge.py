@@ -57,11 +57,13 @@ def merge_parts(parts: Sequence[PartResult], trace_rules: Sequence[Any] | None =
         return None
     first = parts[0]
     procs = sorted((p for part in parts for p in part.processes), key=lambda p: p.key)
-    counters = dataclasses.replace(first.counters, paired_inner=sum(p.counters.paired_inner for p in parts))
+    counters = dataclasses.replace(first.counters, paired_inner=sum(p.counters.paired_inner for p in parts),
+                                   reordered=sum(p.counters.reordered for p in parts))
     info = first.info
     quality = dataclasses.replace(first.quality, processes=[p.quality for p in procs])
     stats = dict(first.stats)
     stats["paired_realloc_records"] = counters.paired_inner
+    stats["reordered_events"] = counters.reordered
     stats["quality"] = {**stats["quality"], "summary": quality.summary(), "inconclusive": quality.inconclusive}
     stats["processes"] = [p.stats for p in procs]
     series: dict[tuple[int, int], list[tuple[int, int]]] = {}

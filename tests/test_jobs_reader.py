@@ -13,7 +13,6 @@ from jobs_support import HEADER, record, write_lines
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
-from heaplint.engine.readers.base import STUB_KIND
 from heaplint.engine.partition import PidPartition
 
 PIDS = (1, 2, 3, 40)
@@ -97,12 +96,24 @@ def lines(draw, broken: bool) -> list[bytes]:
 
 
 def read_stubbed(path: str, wanted: frozenset, skip: bool) -> tuple[list, object, bool]:
-    """Events with stubs, the trace facts, and whether the reader found the
-    claims it checked exact."""
+    """Own events and other processes' runs of times, the trace facts, and
+    whether the reader found the claims it checked exact."""
     reader, trace_input = open_trace(path, None, ReaderOptions(skip_bad_records=skip, pids=wanted, pid_stubs=True))
     with trace_input:
-        events = list(guarded_events(reader))
-    return events, reader.info, reader.claims_exact
+        items = list(guarded_events(reader))
+    return items, reader.info, reader.claims_exact
+
+
+def flatten(items: list) -> list:
+    """(other process?, time, index) of every record: own events as they
+    are, runs of times one by one (numbered by position)."""
+    out = []
+    for item in items:
+        if type(item) is list:
+            out += [(True, t, len(out) + k) for k, t in enumerate(item)]
+        else:
+            out.append((False, item.time, item.index))
+    return out
 
 
 def _check_filter(tmp_path, body: list[bytes], wanted: frozenset, skip: bool) -> None:
@@ -113,16 +124,15 @@ def _check_filter(tmp_path, body: list[bytes], wanted: frozenset, skip: bool) ->
     assert kinfo == info and kstacks == stacks  # trace facts cover the whole trace
     # With stubs, other processes' records are taken from their first bytes;
     # the reader of the other processes (their partition) decodes them and
-    # says whether they were what they seemed.  If so, the stubbed stream is
-    # exact: own events as decoded, every other event as a stub in place.
+    # says whether they were what they seemed.  If so, the stream is exact:
+    # own events as decoded, every other event's time in place.
     stubbed, sinfo, _ = read_stubbed(path, wanted, skip)
     _, _, others_exact = read_stubbed(path, frozenset(PIDS) - wanted, skip)
     if skip:
         assert others_exact  # nothing is taken on trust when skipping
     if others_exact:
-        assert [(e.kind == STUB_KIND, e.time, e.pid, e.index, e.line) for e in stubbed] == \
-            [(e.pid not in wanted, e.time, e.pid, e.index, e.line) for e in everything]
-        assert [e for e in stubbed if e.kind != STUB_KIND] == kept and sinfo == info
+        assert flatten(stubbed) == [(e.pid not in wanted, e.time, e.index) for e in everything]
+        assert [e for e in stubbed if type(e) is not list] == kept and sinfo == info
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -177,8 +187,8 @@ def test_unclaimable_lines_are_decoded_to_find_their_process(tmp_path):
 def test_time_units_apply_to_stubs(tmp_path):
     path = write_lines(tmp_path / "t.jsonl", [record("alloc", 7, 1, heap="0x10", address="0x10", size=1)],
                        header={**HEADER, "time_unit": "us"})
-    (stub,), _, _ = read(path, pids=frozenset(), pid_stubs=True)
-    assert (stub.kind, stub.time, stub.pid, stub.index, stub.line) == (STUB_KIND, 7000, 1, 0, 2)
+    (run,), _, _ = read(path, pids=frozenset(), pid_stubs=True)
+    assert run == [7000]
 
 
 @pytest.mark.parametrize("fmt,name", [("xperf", "xperf_basic.txt"), ("wpa-csv", "wpa_basic.csv")])
@@ -193,7 +203,8 @@ def test_other_readers_filter_after_decoding(fmt, name):
     kept, kinfo, _ = read(path, fmt, pids=wanted)
     assert kept == [e for e in everything if e.pid in wanted] and kinfo == info
     stubbed, _, _ = read(path, fmt, pids=wanted, pid_stubs=True)
-    assert [(e.time, e.pid, e.index) for e in stubbed] == [(e.time, e.pid, e.index) for e in everything]
+    assert [e if type(e) is list else e.time for e in stubbed] == \
+        [[e.time] if e.pid not in wanted else e.time for e in everything]
 
 
 def test_canonical_csv_filters_too(tmp_path):
@@ -214,3 +225,33 @@ def test_partitions_assign_processes_round_robin_in_order_of_appearance():
     assert owners == [[0], [1], [0], [2], [0], [1], [1]]
     with pytest.raises(ValueError):
         PidPartition(3, 3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=lines(broken=False), wanted=st.frozensets(st.sampled_from(PIDS)), block=st.integers(1, 400))
+def test_pid_filter_across_block_boundaries(tmp_path, body, wanted, block):
+    """The stubbed reader scans blocks of decompressed bytes: lines cut at
+    any point between blocks read the same."""
+    from heaplint.engine.readers import canonical_partition
+
+    saved = canonical_partition._BLOCK
+    canonical_partition._BLOCK = block
+    try:
+        _check_filter(tmp_path, body, wanted, skip=False)
+    finally:
+        canonical_partition._BLOCK = saved
+
+
+@pytest.mark.parametrize("where", [1, 2])
+def test_over_long_lines_are_the_same_error(tmp_path, where):
+    from heaplint.engine.readers.canonical_format import MAX_LINE_BYTES
+
+    body = [record("alloc", 1, 1, heap="0x10", address="0x10", size=1)] * 3
+    body[where] = b'{"kind":"free","time":2,"pid":2,"heap":"0x10","address":"0x10","x":"' + b"y" * MAX_LINE_BYTES + b'"}'
+    path = write_lines(tmp_path / "t.jsonl", body)
+    with pytest.raises(TraceError) as whole:
+        read(path)
+    for wanted in (frozenset({1}), frozenset({2})):
+        with pytest.raises(TraceError) as part:
+            read_stubbed(path, wanted, False)
+        assert str(part.value) == str(whole.value)

@@ -33,12 +33,13 @@ class ReaderOptions:
     #: :class:`heaplint.engine.partition.PidPartition`); None = every process.
     #: Trace facts, stacks and bad-record counts still cover the whole trace.
     pids: Container[int] | None = None
-    #: with ``pids``: yield the other processes' events as stubs (kind
-    #: :data:`STUB_KIND`; only time, pid, index and line are meaningful) instead
-    #: of dropping them, so that a replay can order one partition exactly as the
-    #: whole trace (see :mod:`heaplint.engine.partition`).  A reader may then
-    #: take a stub from a record's first bytes on trust; the reader of the
-    #: partition that owns the record checks it (``claims_exact``)
+    #: with ``pids``: yield the other processes' events as their times instead
+    #: of dropping them: each run of consecutive ones as one list of times
+    #: (:data:`heaplint.engine.partition_order.ForeignRun`), so that a replay can
+    #: order one partition exactly as the whole trace (see
+    #: :mod:`heaplint.engine.partition`).  A reader may then take a record's
+    #: time and pid from its first bytes on trust; the reader of the partition
+    #: that owns the record checks it (``claims_exact``)
     pid_stubs: bool = False
 
 
@@ -52,15 +53,21 @@ def stub_event(time: int, pid: int, index: int, line: int) -> HeapEvent:
     return _new(HeapEvent, (STUB_KIND, time, pid, 0, 0, 0, 0, 0, None, 0, None, 0, None, index, line))
 
 
-def filter_pids(events: Iterable[HeapEvent], pids: Container[int], stubs: bool) -> Iterator[HeapEvent]:
-    """The events of ``pids`` (others dropped, or replaced by stubs): the
-    generic form of ``ReaderOptions.pids`` for readers that do not filter
-    themselves (``TraceReader.filters_pids``).  Decoding still costs in full."""
+def filter_pids(events: Iterable[HeapEvent], pids: Container[int], stubs: bool) -> Iterator[HeapEvent | list[int]]:
+    """The events of ``pids``, others dropped or (``stubs``) each as a
+    one-element list of its time: the generic form of ``ReaderOptions.pids``
+    for readers that do not filter themselves (``TraceReader.filters_pids``).
+    Decoding still costs in full.  (One list per record, not per run: the
+    reader must not read ahead of what the replay has been given.)"""
+    ours: dict[int, bool] = {}  # ``pid in pids`` asked once per process
     for ev in events:
-        if ev.pid in pids:
+        mine = ours.get(ev.pid)
+        if mine is None:
+            mine = ours[ev.pid] = ev.pid in pids
+        if mine:
             yield ev
         elif stubs:
-            yield stub_event(ev.time, ev.pid, ev.index, ev.line)
+            yield [ev.time]
 
 
 class TraceReader:

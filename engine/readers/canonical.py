@@ -15,6 +15,7 @@ import csv
 import gzip
 import json
 import zlib
+from functools import partial
 from typing import BinaryIO, Iterator
 
 from heaplint.engine.errors import TraceError
@@ -77,6 +78,24 @@ class _CanonicalReader(TraceReader):
     def _read_header(self) -> int:
         raise NotImplementedError
 
+    def _apply_header(self, obj: object) -> int:
+        """Take the trace facts of the header object; its time unit's ns multiplier."""
+        try:
+            mult, facts = parse_header(obj)
+        except BadRecord as err:
+            raise TraceError(str(err), path=self.path, line=self.line) from None
+        apply_facts(self.info, facts)
+        return mult
+
+    def event_of(self, rec: dict, index: int, line: int) -> HeapEvent | None:
+        """The event of a record (None for stack and facts records, and for a
+        malformed record when skipping them: it is counted)."""
+        try:
+            return self.decoder.decode(rec, index, line)
+        except BadRecord as err:
+            self.bad_record(str(err), line=line)
+            return None
+
     def _header_line(self) -> bytes:
         """The first non-blank line (the header must not be skipped, so every
         problem here is fatal)."""
@@ -135,12 +154,7 @@ class JsonlReader(_CanonicalReader):
         except (ValueError, RecursionError) as err:
             message, col = _json_error(err)
             raise TraceError(f"header: {message}", path=self.path, line=self.line, col=col) from None
-        try:
-            mult, facts = parse_header(obj)
-        except BadRecord as err:
-            raise TraceError(str(err), path=self.path, line=self.line) from None
-        apply_facts(self.info, facts)
-        return mult
+        return self._apply_header(obj)
 
     def events(self) -> Iterator[HeapEvent]:
         """Yield the events; stack and facts records update ``stacks``/``info``.
@@ -157,45 +171,45 @@ class JsonlReader(_CanonicalReader):
             return partition_events(self)
         return self._all_events()
 
-    def _all_events(self) -> Iterator[HeapEvent]:
-        loads = json.loads
-        decode = self.decoder.decode
-        readline = self.stream.readline
-        cap = MAX_LINE_BYTES
-        limit = cap + 1
-        line_no = self.line
-        index = 0
+    def record(self, raw: bytes, index: int, line: int) -> HeapEvent | None:
+        """The event of one line (None for stack and facts records, blank
+        lines, and malformed ones when skipping them)."""
         try:
-            while True:
-                raw = readline(limit)
-                if not raw:
-                    break
+            rec = json.loads(raw.decode())  # UTF-8 only, and no encoding guesswork
+        except (ValueError, RecursionError) as err:
+            if raw.strip():
+                message, col = _json_error(err)
+                self.bad_record(message, line=line, col=col)
+            return None
+        if type(rec) is not dict:
+            self.bad_record(f"expected a JSON object per line, got {type(rec).__name__}", line=line)
+            return None
+        return self.event_of(rec, index, line)
+
+    def _all_events(self) -> Iterator[HeapEvent]:
+        record = self.record
+        index = 0
+        for raw, line_no in self.lines():
+            ev = record(raw, index, line_no)
+            if ev is not None:
+                index += 1
+                yield ev
+
+    def lines(self) -> Iterator[tuple[bytes, int]]:
+        """Each line after the header, with its number; an over-long one is
+        reported (and skipped when skipping bad records) in bounded chunks."""
+        cap = MAX_LINE_BYTES
+        line_no = self.line
+        try:
+            for raw in iter(partial(self.stream.readline, cap + 1), b""):
                 line_no += 1
+                self.line = line_no
                 if len(raw) > cap and raw[-1] != 10:
                     self._skip_long_line(line_no)
                     continue
-                try:
-                    rec = loads(raw.decode())  # UTF-8 only, and no encoding guesswork
-                except (ValueError, RecursionError) as err:
-                    if raw.strip():
-                        message, col = _json_error(err)
-                        self.bad_record(message, line=line_no, col=col)
-                    continue
-                if type(rec) is not dict:
-                    self.bad_record(f"expected a JSON object per line, got {type(rec).__name__}", line=line_no)
-                    continue
-                try:
-                    ev = decode(rec, index, line_no)
-                except BadRecord as err:
-                    self.bad_record(str(err), line=line_no)
-                    continue
-                if ev is not None:
-                    index += 1
-                    yield ev
+                yield raw, line_no
         except _COMPRESSION_ERRORS as err:
             raise _truncated(self.path, line_no + 1, err) from err
-        finally:
-            self.line = line_no
 
 
 class CsvReader(_CanonicalReader):
@@ -236,12 +250,7 @@ class CsvReader(_CanonicalReader):
         except (ValueError, RecursionError) as err:
             message, _ = _json_error(err)
             raise TraceError(f"header row: column 'facts': {message}", path=self.path, line=self.line) from None
-        try:
-            mult, facts = parse_header(obj)
-        except BadRecord as err:
-            raise TraceError(str(err), path=self.path, line=self.line) from None
-        apply_facts(self.info, facts)
-        return mult
+        return self._apply_header(obj)
 
     def _row(self, raw: bytes) -> list[str]:
         """One header line as CSV cells (header lines must fit on one line)."""
@@ -276,7 +285,6 @@ class CsvReader(_CanonicalReader):
 
     def events(self) -> Iterator[HeapEvent]:
         """Yield the events; stack and facts rows update ``stacks``/``info``."""
-        decode = self.decoder.decode
         names = self.columns
         ncols = len(names)
         rows = csv.reader(self._lines(), strict=True)
@@ -300,12 +308,7 @@ class CsvReader(_CanonicalReader):
                 if len(row) > ncols:
                     self.bad_record(f"row has {len(row)} cells, but the column row names only {ncols}", line=start)
                     continue
-                rec = {k: v for k, v in zip(names, row) if v}
-                try:
-                    ev = decode(rec, index, start)
-                except BadRecord as err:
-                    self.bad_record(str(err), line=start)
-                    continue
+                ev = self.event_of({k: v for k, v in zip(names, row) if v}, index, start)
                 if ev is not None:
                     index += 1
                     yield ev

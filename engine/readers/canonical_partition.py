@@ -1,49 +1,58 @@
 """The canonical JSON Lines reader's process filter (``ReaderOptions.pids``),
-used by ``--jobs`` partitions: other processes' records are skipped or
-stubbed from their first bytes, without being decoded."""
+used by ``--jobs`` partitions: other processes' records are dropped, or
+handed over as runs of their times (``pid_stubs``), read from their first
+bytes without being decoded.
+
+With ``pid_stubs`` (and without ``skip_bad_records``) the reader works on
+large blocks of the decompressed input: it finds this partition's records by
+searching for their ``"pid":N`` text, and takes the lines in between, when
+each is an event of another known process, with one regular-expression scan
+for their times (:func:`_blocks`).  Anything else (a process seen for the
+first time, stack and facts records, blank, odd or broken lines) goes line
+by line through :class:`_Lines`, as without blocks."""
 
 from __future__ import annotations
 
 import json
 import re
-from functools import partial
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Union
 
 from heaplint.engine.events import HeapEvent
-from heaplint.engine.readers.base import STUB_KIND, stub_event
 from heaplint.engine.readers.canonical_format import MAX_LINE_BYTES, BadRecord
 
 # the reader's own helpers (this module is its process filter, imported by it lazily)
-from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _json_error, _truncated
+from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
 
 if TYPE_CHECKING:
     from heaplint.engine.readers.canonical import JsonlReader
 
-_new = tuple.__new__
-
+_KINDS = rb"(?:alloc|free|realloc|create|destroy|process_start|process_end)"
 #: the start of an event record as ``heaplint convert`` and ``synth`` write
 #: it (kind, integer time and pid first, compact separators): the fields the
 #: pid filter reads from the bytes to skip other processes' records undecoded.
 #: (At most 19 digits: longer numbers are left to the decoder and its errors.)
-_EVENT_HEAD = re.compile(
-    rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)",'
-    rb'"time":(\d{1,19}),"pid":(\d{1,19})[,}]'
-)
+_EVENT_HEAD = re.compile(rb'\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(\d{1,19})[,}]')
 #: the whole of such a record, with only known fields and plain values: the
 #: grammar makes sure ``json.loads`` reads the same kind, time and pid (no
 #: backslash, so no escaped key; no nested object; no second kind/time/pid)
 _EVENT_LINE = re.compile(
-    rb'\{"kind":"(?:alloc|free|realloc|create|destroy|process_start|process_end)",'
-    rb'"time":(\d{1,19}),"pid":(\d{1,19})'
+    rb'\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(\d{1,19})'
     rb'(?:,"(?:tid|heap|address|size|new_address|new_size|old_address|old_size|source|stack|flags|image)"'
     rb':(?:"[^"\\]*"|\d+))*\}\r?\n?'
 )
+#: how an event record of each kind starts, up to its time
+_HEADS = {kind: b'{"kind":"%s","time":' % kind.encode()
+          for kind in ("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end")}
+#: decompressed bytes per block
+_BLOCK = 256 * 1024
+
+#: what :meth:`_Lines.line` gives: an own event, another process's record time, or nothing
+Line = Union[HeapEvent, int, None]
 
 
-def partition_events(reader: JsonlReader) -> Iterator[HeapEvent]:
-    """The events of ``options.pids`` (others dropped or stubbed), decoding
-    other processes' records only when their kind, time and pid cannot be
-    read from the raw bytes.
+class _Lines:
+    """Line-by-line filtering, and what the block scan needs to know: which
+    processes are known and whose they are.
 
     A record is *claimed* from its bytes when it starts as
     :data:`_EVENT_HEAD`.  Claimed records of other processes are counted
@@ -60,81 +69,202 @@ def partition_events(reader: JsonlReader) -> Iterator[HeapEvent]:
     escaped key) clears ``reader.claims_exact`` there, and the analysis then
     replays the trace whole.
     """
-    pids = reader.options.pids
-    assert pids is not None
-    stubs = reader.options.pid_stubs
-    head = None if reader.options.skip_bad_records else _EVENT_HEAD.match
-    claim = None if stubs else _EVENT_LINE.fullmatch
-    mult = reader.decoder.mult
-    #: pid text -> (pid, ours?); pid -> ours?  (``pid in pids`` is asked
-    #: once per process, in input order, as PidPartition needs)
-    by_text: dict[bytes, tuple[int, bool]] = {}
-    ours: dict[int, bool] = {}
-    loads = json.loads
-    decode = reader.decoder.decode
-    readline = reader.stream.readline
-    cap = MAX_LINE_BYTES
-    limit = cap + 1
+
+    def __init__(self, reader: JsonlReader) -> None:
+        options = reader.options
+        assert options.pids is not None
+        self.reader = reader
+        self.pids = options.pids
+        self.stubs = options.pid_stubs
+        self.head = None if options.skip_bad_records else _EVENT_HEAD.match
+        self.claim = None if self.stubs else _EVENT_LINE.fullmatch
+        self.mult = reader.decoder.mult
+        self.decode = reader.decoder.decode
+        #: pid text -> (pid, ours?); pid -> ours?  (``pid in pids`` is asked
+        #: once per process, in input order, as PidPartition needs)
+        self.by_text: dict[bytes, tuple[int, bool]] = {}
+        self.ours: dict[int, bool] = {}
+        self.index = 0  # events so far
+        self.version = 0  # processes seen so far
+
+    def owns(self, pid: int) -> bool:
+        mine = self.ours.get(pid)
+        if mine is None:
+            mine = self.ours[pid] = pid in self.pids
+            self.version += 1
+        return mine
+
+    def line(self, raw: bytes, line_no: int) -> Line:
+        """One line (its length already checked)."""
+        claimed = None
+        if self.head is not None:
+            m = self.head(raw)
+            if m is not None:
+                t_text, text = m.groups()
+                known = self.by_text.get(text)
+                if known is None:
+                    pid = int(text)
+                    known = self.by_text[text] = (pid, self.owns(pid))
+                if not known[1]:
+                    if self.claim is None or self.claim(raw) is not None:
+                        self.index += 1
+                        return int(t_text) * self.mult if self.stubs else None
+                elif self.claim is None:
+                    claimed = (int(t_text) * self.mult, known[0])
+        ev = self.reader.record(raw, self.index, line_no)
+        if claimed is not None and (ev is None or ev.pid != claimed[1] or ev.time != claimed[0]):
+            self.reader.claims_exact = False
+        if ev is None:
+            return None
+        self.index += 1
+        if self.owns(ev.pid):
+            return ev
+        return ev.time if self.stubs else None
+
+    def own_line(self, raw: bytes, line_no: int) -> HeapEvent | None:
+        """A line that may be an event of this partition's processes: its
+        event, when it is one and starts exactly as the canonical writer
+        writes kind, time and pid (what the other partitions read from its
+        bytes); else None, and nothing done (:meth:`line` then takes it)."""
+        try:
+            rec = json.loads(raw.decode())
+        except (ValueError, RecursionError):
+            return None
+        kind = rec.get("kind") if type(rec) is dict else None
+        start = _HEADS.get(kind) if type(kind) is str else None
+        if start is None:  # (not an event: stack and facts records change the tables when decoded)
+            return None
+        try:
+            ev = self.decode(rec, self.index, line_no)
+        except BadRecord:
+            return None
+        if self.mult != 1 or not self.ours.get(ev.pid) or not raw.startswith(b'%s%d,"pid":%d,' % (start, ev.time, ev.pid)):
+            return None
+        self.index += 1
+        return ev
+
+    def patterns(self) -> tuple[list[bytes], re.Pattern | None]:
+        """What the block scan searches for: the ``"pid":N,`` texts of this
+        partition's known processes (a record ending at its pid is left to
+        :meth:`line`), and a pattern matching a line that is an event of
+        another known process (None while there is none)."""
+        texts = {pid: str(pid).encode() for pid in self.ours}
+        mine = {texts[p] for p, ours in self.ours.items() if ours}
+        own = [b'"pid":' + text + b"," for text in mine]
+        others = [re.escape(texts[p]) for p, ours in self.ours.items() if not ours]
+        if not others:
+            return own, None
+        return own, re.compile(rb'\n\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(?:'
+                               + b"|".join(others) + rb")[,}]")
+
+
+def partition_events(reader: JsonlReader) -> Iterator[Union[HeapEvent, list[int]]]:
+    """The events of ``options.pids``; with ``pid_stubs``, every run of
+    other processes' records between them as the list of their times."""
+    lines = _Lines(reader)
+    if reader.options.pid_stubs and not reader.options.skip_bad_records:
+        return _blocks(reader, lines)
+    return _by_line(reader, lines)
+
+
+def _by_line(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, list[int]]]:
+    for raw, line_no in reader.lines():
+        out = lines.line(raw, line_no)
+        if out is not None:
+            yield [out] if type(out) is int else out
+
+
+def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, list[int]]]:
+    """Whole blocks of lines: see the module's description.  (Not with
+    ``skip_bad_records``: an over-long line is an error here.)"""
+    read = reader.stream.read
     line_no = reader.line
-    index = 0
+    rest = b""
     try:
-        for raw in iter(partial(readline, limit), b""):
-            line_no += 1
-            if len(raw) > cap and raw[-1] != 10:
-                reader._skip_long_line(line_no)
+        while True:
+            chunk = read(_BLOCK)
+            if not chunk:
+                if rest:  # a last line without a newline
+                    line_no += 1
+                    out = lines.line(rest, line_no)
+                    if out is not None:
+                        yield [out] if type(out) is int else out
+                return
+            buf = b"".join((b"\n", rest, chunk))  # a newline before the first line, for the patterns
+            end = buf.rfind(b"\n") + 1
+            first = buf.find(b"\n", 1)
+            if (first < 0 and len(buf) - 1 > MAX_LINE_BYTES) or first - 1 > MAX_LINE_BYTES:
+                reader.bad_record(reader._too_long_message(), line=line_no + 1)  # raises
+            if end <= 1:
+                rest = buf[1:]
                 continue
-            claimed = None
-            if head is not None:
-                m = head(raw)
-                if m is not None:
-                    t_text, text = m.groups()
-                    known = by_text.get(text)
-                    if known is None:
-                        pid = int(text)
-                        mine = ours.get(pid)
-                        if mine is None:
-                            mine = ours[pid] = pid in pids
-                        known = by_text[text] = (pid, mine)
-                    if not known[1]:
-                        if claim is None or claim(raw) is not None:
-                            if stubs:
-                                yield _new(HeapEvent, (STUB_KIND, int(t_text) * mult, known[0], 0, 0, 0, 0, 0,
-                                                       None, 0, None, 0, None, index, line_no))
-                            index += 1
-                            continue
-                    elif claim is None:
-                        claimed = t_text
-            try:
-                rec = loads(raw.decode())
-            except (ValueError, RecursionError) as err:
-                if raw.strip():
-                    message, col = _json_error(err)
-                    reader.bad_record(message, line=line_no, col=col)
-                continue
-            if type(rec) is not dict:
-                reader.bad_record(f"expected a JSON object per line, got {type(rec).__name__}", line=line_no)
-                continue
-            try:
-                ev = decode(rec, index, line_no)
-            except BadRecord as err:
-                reader.bad_record(str(err), line=line_no)
-                continue
-            if claimed is not None:
-                if ev is not None and ev.pid == known[0] and ev.time == int(claimed) * mult:
-                    index += 1
-                    yield ev
-                    continue
-                reader.claims_exact = False
-            if ev is not None:
-                index += 1
-                mine = ours.get(ev.pid)
-                if mine is None:
-                    mine = ours[ev.pid] = ev.pid in pids
-                if mine:
-                    yield ev
-                elif stubs:
-                    yield stub_event(ev.time, ev.pid, ev.index, ev.line)
+            rest = buf[end:]
+            line_no = yield from _block(lines, buf, end, line_no)
     except _COMPRESSION_ERRORS as err:
         raise _truncated(reader.path, line_no + 1, err) from err
     finally:
         reader.line = line_no
+
+
+def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[HeapEvent, list[int]]]:
+    """The lines of ``buf[1:end]`` (``buf[0]`` is a newline); returns the
+    last line number."""
+    own_line = lines.own_line
+    mult = lines.mult
+    find = buf.find
+    pos = 1
+    version = -1
+    while pos < end:
+        if version != lines.version:
+            version = lines.version
+            own, others = lines.patterns()
+            single = own[0] if len(own) == 1 else None
+            hit = -1
+            hits = [-1] * len(own)
+        # the next line that may be this partition's: one with its "pid":N,
+        if single is not None:
+            if hit < pos:
+                hit = find(single, pos, end)
+                if hit < 0:
+                    hit = end
+            nxt = hit
+        else:
+            nxt = end
+            for i, text in enumerate(own):
+                at = hits[i]
+                if at < pos:
+                    at = find(text, pos, end)
+                    hits[i] = at = end if at < 0 else at
+                if at < nxt:
+                    nxt = at
+        start = buf.rfind(b"\n", pos - 1, nxt) + 1 if nxt < end else end
+        if start > pos:  # other lines before it
+            n = buf.count(b"\n", pos, start)
+            times = others.findall(buf, pos - 1, start) if others is not None else ()
+            if len(times) != n:  # something else among them (or a process seen for the first time)
+                while pos < start and version == lines.version:
+                    stop = find(b"\n", pos) + 1
+                    line_no += 1
+                    out = lines.line(buf[pos:stop], line_no)
+                    if out is not None:
+                        yield [out] if type(out) is int else out
+                    pos = stop
+                continue
+            lines.index += n
+            line_no += n
+            yield list(map(int, times)) if mult == 1 else [int(t) * mult for t in times]
+            pos = start
+            if pos == end:
+                break
+        stop = find(b"\n", nxt) + 1
+        line_no += 1
+        raw = buf[pos:stop]
+        ev = own_line(raw, line_no)
+        if ev is None:
+            out = lines.line(raw, line_no)
+            if out is not None:
+                yield [out] if type(out) is int else out
+        else:
+            yield ev
+        pos = stop
+    return line_no

@@ -18,7 +18,10 @@ does not grow with the number of events.  Input that cannot seek cheaply
 
 Decoding is in :meth:`EtlReader._decode`, the hot loop: one ``unpack_from`` for
 each record's prefix, one more for a heap record, one ``tuple.__new__`` for its
-event.  See docs/etl-format.md for what is decoded and what is skipped.
+event.  With the optional C accelerator (etl_native.py) the loop hands each
+buffer to the C walk first, which takes the common records and stops at the
+first other one; the loop decodes that one and hands back.  See
+docs/etl-format.md for what is decoded and what is skipped.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def read_wstring(data: bytes, pos: int, end: int) -> str:
     while stop >= 0 and (stop - pos) & 1:
         stop = data.find(b"\x00\x00", stop + 1, end)
     if stop < 0:
-        stop = end - ((end - pos) & 1)
+        stop = max(pos, end - ((end - pos) & 1))
     return data[pos:stop].decode("utf-16-le", "replace")
 
 

@@ -1,0 +1,307 @@
+"""The ordering stage of one partition of a trace (``--jobs``): its own
+events, with the other partitions' records reduced to their times.
+
+A whole replay orders every record with :func:`heaplint.engine.replay.ordered`.
+A partition must hand its own events to the state at the same points, with
+the same realloc pairing and the same trace-wide disorder count, without
+paying per record of the other partitions.  What those records change:
+
+* **Release.**  The reorder buffer releases a record once the newest time
+  seen (of any record) is more than the hold ahead of it; released records
+  come out in (time, input position) order.  The other records only raise
+  that watermark.
+* **Disorder.**  A record older than the last released one is passed through
+  at once and counted (``out_of_order``, which rules read while the replay
+  runs).  The last released time is the largest time, of any record so far,
+  below the watermark minus the hold (a record passed through was older than
+  that anyway), so it is needed only for a record that comes later than the
+  hold allows: rare.  Such records of the other partitions are counted here
+  too, one by one.
+* **Pairing.**  Runs are per thread, so another process's record never
+  extends or breaks a run; it matters only by its time: releasing a record
+  later than :attr:`ReallocPairer.deadline` expires runs.  While a run can
+  expire (seldom, and for at most about the pair window), the other records
+  released since the last own output are released into the pairer as stubs,
+  in (time, position) order, before the next own output.
+
+So the reader hands over the other partitions' records as plain lists of
+times, one per run of consecutive records (a :data:`ForeignRun`); a run goes
+in as one step when none of its records can be beyond the window, else
+record by record.  ``reordered`` counts only this partition's events (the
+merge sums it); ``max_buffered`` is not kept.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Callable, Iterable, Iterator, Union
+
+from heaplint.engine.events import HeapEvent, Kind
+from heaplint.engine.pairing import ReallocPairer
+from heaplint.engine.readers.base import stub_event
+from heaplint.engine.replay import ReplayCounters, ReplayOptions
+
+#: the times of consecutive records of other partitions, in input order
+ForeignRun = list
+Item = Union[HeapEvent, ForeignRun]
+
+_NEG = -(1 << 80)  # before any time
+_INF = float("inf")
+_ALLOC, _REALLOC, _FREE = int(Kind.ALLOC), int(Kind.REALLOC), int(Kind.FREE)
+_COMPACT_AT = 256  # drop released records from the buffer's front once this many
+_TOP = 1 << 80  # a position after every other
+_INF_KEY = (_INF, _TOP)
+
+
+class PartitionOrder:
+    """Orders one partition's items (own events and :data:`ForeignRun` lists)
+    as :func:`~heaplint.engine.replay.ordered` orders the whole trace.
+
+    For the merge's process order (see :class:`heaplint.engine.partition.PartitionReplay`)
+    it tells, per own event that comes out, its input position
+    (:meth:`position`), whether it came later than the reorder window allows,
+    and the latest other record released before it (:meth:`foreign_top`).
+    """
+
+    def __init__(self, options: ReplayOptions, counters: ReplayCounters,
+                 on_out_of_order: Callable[[HeapEvent, int], None] | None = None, by_index: bool = True) -> None:
+        self.counters = counters
+        self.on_out_of_order = on_out_of_order
+        self.pairer = ReallocPairer(options.pair_window_ns, counters) if options.realloc_mode == "auto" else None
+        #: the pairer's open runs (live)
+        self.runs: dict = self.pairer.quiet_check()[0] if self.pairer is not None else {}
+        self.hold = max(options.reorder_window_ns, options.pair_window_ns if self.pairer is not None else 0)
+        self.window = options.reorder_window_ns
+        #: an own event's index is its input position (else :attr:`marks` has it)
+        self.by_index = by_index
+        #: own (time, position, event) in that order from ``head`` on (as in ``ordered``)
+        self.buf: list[tuple[int, int, HeapEvent]] = []
+        self.head = 0
+        #: other records that may still matter: (first position, times, latest, earliest)
+        self.pending: list[tuple[int, list[int], int, int]] = []
+        self.dropped_max = _NEG  # latest time of the other records dropped from pending (all released)
+        #: other records before this (time, position) were handed to pairing or needed not be
+        self.synced: tuple = (_NEG, -1)
+        #: other records before this (time, position) were released before the last own output
+        #: that was not released from the buffer in order (passed through, or held by pairing)
+        self.horizon: tuple = (_NEG, -1)
+        #: id(event) -> (event, position, late): own events in flight that are late (older
+        #: than the reorder window when read) or, without ``by_index``, all of them
+        self.marks: dict[int, tuple[HeapEvent, int, bool]] = {}
+        self.newest = _NEG
+        self.own_released = _NEG
+        self.pos = 0  # input position of the next record
+
+    # --- the stream -------------------------------------------------------------------------
+    def events(self, items: Iterable[Item]) -> Iterator[HeapEvent]:
+        """The own events, in the order and with the pairing of a whole replay."""
+        counters = self.counters
+        on_out_of_order = self.on_out_of_order
+        pairer = self.pairer
+        hold, window = self.hold, self.window
+        buf, pending, marks = self.buf, self.pending, self.marks
+        by_index = self.by_index
+        if pairer is not None:
+            buffered, release, flushed = pairer.buffered, pairer.release, pairer.flushed
+            runs, watched, named = pairer.quiet_check()
+        newest = own_released = limit = _NEG
+        head = size = 0
+        #: the last own record released while no other record before it could expire a run
+        last = self.synced
+        pos = 0
+        reordered = 0
+        for item in items:
+            if type(item) is list:
+                if len(item) == 1:
+                    hi = lo = item[0]
+                else:
+                    hi, lo = max(item), min(item)
+                top = hi if hi > newest else newest
+                if lo >= top - hold:  # none of them can be beyond the window
+                    newest = top
+                    limit = top - hold
+                    pending.append((pos, item, hi, lo))
+                    pos += len(item)
+                    if len(pending) > 64:
+                        self._compact(limit, last)
+                else:
+                    self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
+                    yield from self._one_by_one(item)
+                    newest, own_released, pos, head = self.newest, self.own_released, self.pos, self.head
+                    size = len(buf)
+                    limit = newest - hold
+                    continue
+            else:
+                t = item.time
+                if t < newest:
+                    if t < newest - window:
+                        if t < limit:
+                            rel = self.released(limit, own_released)
+                            if t < rel:
+                                counters.out_of_order += 1
+                                if on_out_of_order is not None:
+                                    on_out_of_order(item, rel)
+                                yield from self._sync((limit, -1), last)
+                                self.horizon = (limit, -1)
+                                marks[id(item)] = (item, pos, True)
+                                pos += 1
+                                yield item
+                                continue
+                        marks[id(item)] = (item, pos, True)
+                    elif not by_index:
+                        marks[id(item)] = (item, pos, False)
+                    reordered += 1
+                    insort(buf, (t, pos, item), head)
+                    size += 1
+                else:
+                    if not by_index:
+                        marks[id(item)] = (item, pos, False)
+                    buf.append((t, pos, item))
+                    size += 1
+                    if t > newest:
+                        newest = t
+                        limit = t - hold
+                if pairer is not None and item.kind == _REALLOC:
+                    buffered(item, pos)
+                pos += 1
+            while head < size and buf[head][0] < limit:
+                entry = buf[head]
+                head += 1
+                own_released, seq, out = entry
+                if pairer is None:
+                    yield out
+                    continue
+                kind = out.kind
+                if runs or watched or kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and out.address in named):
+                    if runs and own_released > pairer.deadline:  # other records before it may expire runs
+                        yield from self._sync(entry, last)
+                    else:
+                        last = entry
+                    keep = release(out, seq)
+                    if flushed:
+                        self.horizon = entry
+                        yield from flushed
+                        flushed.clear()
+                    if keep:
+                        yield out
+                else:  # nothing open in pairing: other records before it cannot matter there
+                    last = entry
+                    yield out
+            if head >= _COMPACT_AT and head + head >= size:
+                del buf[:head]
+                size -= head
+                head = 0
+        self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
+        self.synced = max(self.synced, last)
+        counters.events_in += pos
+        counters.reordered += reordered
+        yield from self._finish()
+
+    def _one_by_one(self, times: list[int]) -> Iterator[HeapEvent]:
+        """Other records that may be beyond the window: each as ``ordered`` takes it."""
+        counters = self.counters
+        for t in times:
+            limit = self.newest - self.hold
+            if t < limit and t < self.released(limit, self.own_released):
+                counters.out_of_order += 1  # passed through: never released, so forgotten
+            else:
+                if t > self.newest:
+                    self.newest = t
+                self.pending.append((self.pos, [t], t, t))
+                yield from self._drain(self.newest - self.hold)
+            self.pos += 1
+
+    def _drain(self, limit: float) -> Iterator[HeapEvent]:
+        """Release own records older than ``limit`` (the loop of :meth:`events`)."""
+        buf, pairer = self.buf, self.pairer
+        while self.head < len(buf) and buf[self.head][0] < limit:
+            entry = buf[self.head]
+            self.head += 1
+            self.own_released = entry[0]
+            if pairer is None:
+                yield entry[2]
+                continue
+            if self.runs and entry[0] > pairer.deadline:
+                yield from self._sync(entry, self.synced)
+            else:
+                self.synced = max(self.synced, entry)
+            keep = pairer.release(entry[2], entry[1])
+            if pairer.flushed:
+                self.horizon = entry
+                yield from pairer.flushed
+                pairer.flushed.clear()
+            if keep:
+                yield entry[2]
+
+    def _finish(self) -> Iterator[HeapEvent]:
+        yield from self._drain(_INF)
+        if self.pairer is not None:
+            yield from self._sync((_INF, _TOP), self.synced)
+            self.horizon = (_INF, _TOP)
+            yield from self.pairer.finish()
+        self.dropped_max = max([self.dropped_max, *(e[2] for e in self.pending)])
+        self.pending.clear()
+
+    # --- other partitions' records ------------------------------------------------------------
+    def _sync(self, before: tuple, last: tuple) -> Iterator[HeapEvent]:
+        """Release into pairing the other records released before ``before``
+        (a (time, position) key) and not yet handed over, where one can
+        expire a run; yield what that flushes.  (Records no later than the
+        expiry change nothing in pairing: they are passed over.)"""
+        pairer = self.pairer
+        start = max(self.synced, last)
+        self.synced = max(start, before)
+        if pairer is None or before[0] <= pairer.deadline:  # no record before it can expire a run
+            return
+        # only a record later than the expiry can expire runs, and expiring
+        # them only moves the expiry later
+        expiry = pairer.deadline
+        keys = sorted((t, p0 + k) for p0, times, hi, lo in self.pending if hi > expiry and lo <= before[0]
+                      for k, t in enumerate(times) if t > expiry and start <= (t, p0 + k) < before)
+        flushed = pairer.flushed
+        for t, p in keys:
+            if t > pairer.deadline:
+                pairer.release(stub_event(t, -1, p, 0), p)
+                if flushed:
+                    self.horizon = (t, p + 1)
+                    yield from flushed
+                    flushed.clear()
+
+    def _compact(self, limit: int, last: tuple) -> None:
+        """Forget other records that are released and, where a run can
+        expire, handed to pairing (:meth:`_sync`)."""
+        synced = max(self.synced, last) if self.runs else _INF_KEY
+        pending = self.pending
+        n = 0
+        while n < len(pending) and pending[n][2] < limit and (pending[n][2], pending[n][0] + len(pending[n][1])) <= synced:
+            n += 1
+        if n:
+            self.dropped_max = max(self.dropped_max, max(e[2] for e in pending[:n]))
+            del pending[:n]
+
+    def released(self, limit: float, own_released: int) -> int:
+        """The time of the last record a whole replay has released when its
+        limit is ``limit``: the latest time below it."""
+        best = max(own_released, self.dropped_max)
+        for _, times, hi, _ in self.pending:
+            cand = hi if hi < limit else max((t for t in times if t < limit), default=_NEG)
+            if cand > best:
+                best = cand
+        return best
+
+    def foreign_top(self) -> tuple[int, int]:
+        """The latest (time, position) of the other records released before
+        the own event that came out last (an upper bound for dropped ones)."""
+        before = self.horizon
+        best: tuple = (self.dropped_max, _TOP) if self.dropped_max > _NEG else (_NEG, -1)
+        for p0, times, _, _ in self.pending:
+            for k, t in enumerate(times):
+                key = (t, p0 + k)
+                if best < key < before:
+                    best = key
+        return best
+
+    def foreign_max(self) -> int | None:
+        """The latest time of the other records (None when there were none)."""
+        latest = max([self.dropped_max, *(e[2] for e in self.pending)])
+        return None if latest <= _NEG else latest

@@ -1,0 +1,33 @@
+/* The record walk of the C accelerator: see _etlfast.c for what it takes
+ * and what it hands back to the Python loop (EtlReader._decode). */
+#ifndef HEAPLINT_ETLFAST_WALK_H
+#define HEAPLINT_ETLFAST_WALK_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+
+/* heap opcodes 32..36, as offsets from 32 */
+enum { OP_CREATE, OP_ALLOC, OP_REALLOC, OP_DESTROY, OP_FREE, OP_COUNT };
+
+/* The state of one reader's decoding (the Python type Decoder). */
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *event_type;  /* HeapEvent */
+    PyObject *raw_stacks;      /* dict: (pid, header type, frame bytes) -> stack id */
+    PyObject *kinds[OP_COUNT]; /* Kind value of each heap opcode */
+    int64_t origin, num, den;  /* time_ns(ts) = (ts - origin) * num // den */
+    uint8_t heap_guid[16];     /* the heap provider's GUID as stored in a record */
+    uint64_t heap_counts[5][OP_COUNT]; /* heap records taken, by header type 1..4 and opcode */
+    uint64_t counts[256];      /* other records taken, by header type */
+    uint64_t messages;         /* WPP messages skipped */
+    uint64_t other_provider;   /* classic / EVENT_HEADER records of other providers skipped */
+} Decoder;
+
+/* Decode the records of data[*pos:end] into `out` until the first one the
+ * walk does not take; *pos and *index (the next event index) advance past
+ * what was taken.  Returns 0, or -1 with a Python error set. */
+int walk_buffer(Decoder *d, const uint8_t *data, Py_ssize_t end, PyObject *out, Py_ssize_t *pos, Py_ssize_t *index);
+
+#endif
