@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 from lark import Token, Tree
 
 from heaplint.engine.errors import RuleError
+from heaplint.engine.events import HeapEvent
 from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
@@ -50,6 +51,8 @@ class Compiled:
     anomalies: frozenset | None = None  # anomaly kinds that can make it true; None = any
     ref: str | None = None  # the field name when the expression is a bare field
     chain: tuple | None = None  # ("and" | "or", operand closures) of a flattened and/or chain
+    ev_index: int | None = None  # a bare event field that is item ev_index of the HeapEvent tuple
+    win_pos: int | None = None  # a window count() or sum(): ctx.win[win_pos]
 
     def paren(self, prec: int) -> str:
         return self.text if self.prec >= prec else f"({self.text})"
@@ -118,6 +121,7 @@ class Env:
     aggs: list[AggSpec] = field(default_factory=list)
     grouping: Grouping | None = None
     uses_anomaly: bool = False
+    fields: set = field(default_factory=set)  # every field name the expressions mention
 
 
 class Compiler:
@@ -242,6 +246,8 @@ class Compiler:
         tok = tree.children[0]
         name = str(tok)
         env = self.env
+        if name in R.FIELDS:
+            env.fields.add(name)
         if name in env.lets:
             return self._expand(env.lets[name], "let binding", tok)
         if name in env.macros:
@@ -268,7 +274,8 @@ class Compiler:
             if getter is None:
                 where = ", ".join(s for s in R.SCOPES if fdef.getter(s) is not None)
                 raise self.error("HLR026", f"field '{name}' is not available in {self.scope} scope (available in: {where})", tok)
-            return Compiled(getter, fdef.type, name, ref=name)
+            index = EVENT_ITEMS.get(name) if getter is fdef.getters.get(R.EVENT) else None
+            return Compiled(getter, fdef.type, name, ref=name, ev_index=index)
         cdef = R.CONSTANTS.get(name)
         if cdef is not None:
             return constant(cdef.type, cdef.value, name)
@@ -364,6 +371,15 @@ class Compiler:
 
 
 _REALLOC = 3
+
+#: event fields whose registry getter is ``c.ev.<attribute>``, by the item
+#: index of that attribute in the HeapEvent tuple: a comparison with a
+#: constant reads ``c.ev[i]`` itself instead of calling the getter
+#: (tests/test_rules_windows.py checks the table against the registry)
+EVENT_ITEMS = {name: HeapEvent._fields.index(attr) for name, attr in (
+    ("kind", "kind"), ("time", "time"), ("index", "index"), ("pid", "pid"), ("tid", "tid"), ("heap", "heap"),
+    ("address", "address"), ("size", "size"), ("old_address", "old_address"), ("source", "source"),
+    ("stack", "stack"), ("flags", "flags"), ("new_address", "address"), ("new_size", "size"))}
 
 
 def _known_kind_field(name: str, kind: int) -> Compiled | None:

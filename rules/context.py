@@ -21,6 +21,7 @@ class Ctx:
         "ev",  # HeapEvent (event scopes)
         "anom",  # Anomaly being evaluated (anomaly-driven rules)
         "anomalies",  # all anomalies of the event
+        "ended",  # the block the event freed or moved (state.ended, read once per event)
         "state",  # HeapState
         "info",  # TraceInfo
         "counters",  # ReplayCounters or None

@@ -91,7 +91,10 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
             raise comp.error("HLR024", f"{a.type} cannot be looked up in a {b.type}", tree)
         fa = a.fn
         negate = data == "not_in_op"
-        if b.const:
+        if b.const and a.ev_index is not None:
+            values, i = frozenset(b.value), a.ev_index
+            fn = (lambda c: c.ev[i] not in values) if negate else (lambda c: c.ev[i] in values)
+        elif b.const:
             values = frozenset(b.value)
             fn = (lambda c: fa(c) not in values) if negate else (lambda c: fa(c) in values)
         else:
@@ -137,6 +140,10 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
             raise comp.error("HLR024", f"cannot compute {a.type} {op} {b.type}", op_tok)
         prec = 6 if op in "+-" else 7
         text = f"{a.paren(prec)} {op} {b.paren(prec + 1)}"
+        if op == "/" and a.win_pos is not None and b.win_pos is not None:  # a share of two window counts
+            p, q = a.win_pos, b.win_pos
+            fn = lambda c: (w[p] / d) if (d := (w := c.win)[q]) else 0  # noqa: E731
+            return Compiled(fn, type_, text, prec)
         return fold(comp, tree, Compiled(_arith(op, a.fn, b.fn), type_, text, prec), [a, b])
     if data == "neg":
         a = comp.node(tree.children[0])
@@ -173,6 +180,10 @@ def _chain_fn(word: str, terms: tuple):
 
 def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
     fa, fb = a.fn, b.fn
+    if b.const and a.ev_index is not None:
+        return _compare_item(op, sym, a.ev_index, b.value)
+    if b.const and a.win_pos is not None:
+        return _compare_win(op, sym, a.win_pos, b.value)
     if b.const:
         v = b.value
         if sym == "==":
@@ -185,6 +196,32 @@ def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
             return lambda c: fa(c) < v
         return lambda c: op(fa(c), v)
     return lambda c: op(fa(c), fb(c))
+
+
+def _compare_item(op, sym: str, i: int, v: Any):
+    """An event field (item ``i`` of the HeapEvent) compared with a constant."""
+    if sym == "==":
+        return lambda c: c.ev[i] == v
+    if sym == "!=":
+        return lambda c: c.ev[i] != v
+    if sym == ">":
+        return lambda c: c.ev[i] > v
+    if sym == ">=":
+        return lambda c: c.ev[i] >= v
+    if sym == "<":
+        return lambda c: c.ev[i] < v
+    return lambda c: op(c.ev[i], v)
+
+
+def _compare_win(op, sym: str, p: int, v: Any):
+    """A window count() or sum() compared with a constant."""
+    if sym == ">":
+        return lambda c: c.win[p] > v
+    if sym == ">=":
+        return lambda c: c.win[p] >= v
+    if sym == "<":
+        return lambda c: c.win[p] < v
+    return lambda c: op(c.win[p], v)
 
 
 def _kind_sets(out: "Compiled", op: str, a: "Compiled", b: "Compiled") -> None:
@@ -328,7 +365,7 @@ def _aggregate(comp: "Compiler", tree: Tree, adef: Any, arg_trees: list, where_t
         env.aggs.append(spec)
     type_ = adef.result(value.type if value else None)
     if env.agg_mode == "window":
-        return Compiled(window_reader(spec), type_, text)
+        return Compiled(window_reader(spec), type_, text, win_pos=spec.pos if spec.name in ("count", "sum") else None)
     slot = spec.slot
     return Compiled(lambda c: c.win[slot], type_, text)
 

@@ -72,7 +72,7 @@ def site(stack: int | None, size: int) -> str:
 
 
 def _event_site(c: Ctx) -> str:
-    e = c.state.ended
+    e = c.ended
     if e is not None:
         return site(e.stack, e.size)
     return site(c.ev.stack, c.ev.size)
@@ -91,7 +91,7 @@ def _ev_heap_label(c: Ctx) -> str:
 
 
 def _lifetime(c: Ctx) -> int:
-    e = c.state.ended
+    e = c.ended
     return c.ev.time - e.time if e is not None else 0
 
 
@@ -176,20 +176,20 @@ FIELD_LIST: list[FieldDef] = [
     _f("stack", T.STACK, "stack id (compare, group by, or inspect with stack_has/top_frame)",
        event=lambda c: c.ev.stack, block=lambda c: c.block.stack),
     _f("flags", T.INT, "heap create flags", event=lambda c: c.ev.flags, heap=lambda c: c.heaprec.flags),
-    _f("ended", T.BOOL, "the event freed or moved a live block", event=lambda c: c.state.ended is not None),
+    _f("ended", T.BOOL, "the event freed or moved a live block", event=lambda c: c.ended is not None),
     _f("lifetime", T.DURATION, "age of the block the event freed or moved (0 when none)", event=_lifetime),
     _f("ended_size", T.SIZE, "size of the block the event freed or moved (0 when none)",
-       event=lambda c: c.state.ended.size if c.state.ended is not None else 0),
+       event=lambda c: c.ended.size if c.ended is not None else 0),
     _f("ended_stack", T.STACK, "stack of the block the event freed or moved",
-       event=lambda c: c.state.ended.stack if c.state.ended is not None else None),
+       event=lambda c: c.ended.stack if c.ended is not None else None),
     _f("moves", T.INT, "moving reallocs in the history of the resulting block (realloc chains)",
        event=lambda c: getattr(_result_block(c), "moves", 0), block=lambda c: c.block.moves),
     _f("copied", T.SIZE, "bytes copied by those moves",
        event=lambda c: getattr(_result_block(c), "copied", 0), block=lambda c: c.block.copied),
     _f("ended_moves", T.INT, "moving reallocs in the history of the block the event freed or moved",
-       event=lambda c: c.state.ended.moves if c.state.ended is not None else 0),
+       event=lambda c: c.ended.moves if c.ended is not None else 0),
     _f("ended_copied", T.SIZE, "bytes copied by the moves of the block the event freed or moved",
-       event=lambda c: c.state.ended.copied if c.state.ended is not None else 0),
+       event=lambda c: c.ended.copied if c.ended is not None else 0),
     _f("age", T.DURATION, "block: end_time minus the block's time", block=lambda c: c.end_time - c.block.time),
     _f("anomaly", T.ANOMALY, "the anomaly being evaluated (the rule runs once per anomaly of the event)",
        anomaly=lambda c: c.anom.kind),
@@ -219,6 +219,9 @@ FIELD_LIST: list[FieldDef] = [
        trace=lambda c: (c.trace_last - c.trace_first) if c.trace_first is not None else 0),
 ]
 FIELDS: dict[str, FieldDef] = {f.name: f for f in FIELD_LIST}
+#: event fields whose getters read ``ctx.ended`` (the runtime looks the ended
+#: block up only for event kinds whose rules name one of these)
+READS_ENDED = frozenset({"site", "lifetime", "ended", "ended_size", "ended_stack", "ended_moves", "ended_copied"})
 
 _ANOMALY_DOCS = {
     st.UNKNOWN_FREE: "free of an address that is not live on any heap of the process",

@@ -52,6 +52,8 @@ class CompiledRule:
     anomalies: frozenset | None = None
     #: canonical text of the let bindings and of the severity/confidence conditions (for explain)
     texts: dict[str, str] = field(default_factory=dict)
+    #: the rule reads the block an event ended (a field of registry.READS_ENDED, also in by:)
+    reads_ended: bool = True
     #: compiles ``when`` again for events of one kind (see :meth:`for_kind`)
     specialiser: Callable[[int], tuple[Compiled, list[AggSpec]]] | None = field(default=None, repr=False, compare=False)
     _by_kind: dict[int, tuple[Compiled, list[AggSpec]]] = field(default_factory=dict, repr=False, compare=False)
@@ -199,6 +201,7 @@ def compile_rule(
         confidence=spec.confidence, confidence_low=confidence_low, message=message, evidence=evidence,
         by=by, by_getters=getters, aggs=list(env.aggs), grouping=env.grouping, uses_anomaly=env.uses_anomaly,
         kinds=kinds, anomalies=when.anomalies if env.uses_anomaly else None, texts=texts,
+        reads_ended=bool(R.READS_ENDED & (env.fields | set(by))),
         specialiser=None if spec.at_end else _specialiser(spec, typed, macros, lists, when, list(env.aggs)),
     )
 

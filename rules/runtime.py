@@ -21,6 +21,7 @@ from heaplint.engine.events import HeapEvent, Kind, StackTable, TraceInfo
 from heaplint.engine.findings import Finding
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import ANOMALY_KINDS, ProcessState
+from heaplint.rules.compiler import EVENT_ITEMS
 from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
@@ -30,6 +31,7 @@ from heaplint.rules.windows import WindowState
 Pair = tuple[Callable[[Ctx], Any], Callable[[Ctx], None]]
 _N_KINDS = max(int(k) for k in Kind) + 1
 _REALLOC = int(Kind.REALLOC)
+_PID = HeapEvent._fields.index("pid")
 
 
 class RuleRun:
@@ -55,6 +57,7 @@ class RuleRun:
         ctx.stacks = self.stacks
         self.end.ctx = ctx
         plan: list[list[Pair]] = [[] for _ in range(_N_KINDS)]
+        reads_ended = [False] * _N_KINDS
         any_anomaly: list[Pair] = []
         by_anomaly: dict[str, list[Pair]] = {}
         for rule in self.rules:
@@ -70,6 +73,7 @@ class RuleRun:
                     continue
                 for k in _kinds(rule.kinds):
                     when = rule.for_kind(k)[0]
+                    reads_ended[k] |= rule.reads_ended and not (when.const and not when.value)
                     if not when.const:
                         plan[k].append((when.fn, act))
                     elif when.value:
@@ -77,14 +81,16 @@ class RuleRun:
             elif rule.trigger == WINDOW_RULE:
                 ws = WindowState(rule.aggs, rule.grouping.over, rule.spec.max_groups)
                 self.windows.append((rule, ws))
-                key_of = _key_of(rule.by_getters)
+                key_of = _key_of(rule.by, rule.by_getters)
                 on_rise = self._window_rise(rule)
                 for k in _kinds(rule.kinds):
                     when, aggs = rule.for_kind(k)
                     pair = ws.make_step(aggs, key_of, when.fn, on_rise)
                     if pair is not None:
                         plan[k].append(pair)
+                        reads_ended[k] |= rule.reads_ended
         self.plan = [tuple(p) for p in plan]
+        self.reads_ended = reads_ended
         self.anomaly_plan = {a: tuple(by_anomaly.get(a, []) + any_anomaly) for a in ANOMALY_KINDS}
         self.anomaly_plan = {a: p for a, p in self.anomaly_plan.items() if p}
         self.on_event = self._event_hook()  # type: ignore[method-assign]
@@ -97,16 +103,23 @@ class RuleRun:
 
     def _event_hook(self) -> Callable[[HeapEvent, Any], None]:
         c = self.ctx
+        state = c.state
         plan = self.plan
         aplan = self.anomaly_plan
+        reads_ended = self.reads_ended
 
         def on_event(ev: HeapEvent, anomalies: Any) -> None:
             c.ev = ev
             c.anomalies = anomalies
-            for pred, act in plan[ev.kind]:
-                if pred(c):
-                    act(c)
+            pairs = plan[ev.kind]
+            if pairs:
+                if reads_ended[ev.kind]:  # a property (it may decode the block): read once, when needed
+                    c.ended = state.ended
+                for pred, act in pairs:
+                    if pred(c):
+                        act(c)
             if anomalies and aplan:
+                c.ended = state.ended
                 for a in anomalies:
                     pairs = aplan.get(a.kind)
                     if pairs:
@@ -198,8 +211,16 @@ def _kinds(kinds: frozenset | None) -> list[int]:
     return [k for k in range(1, _N_KINDS) if kinds is None or k in kinds]
 
 
-def _key_of(getters: list[Callable[[Ctx], Any]]) -> Callable[[Ctx], tuple]:
-    """The group key of a window rule: the event's process, then the ``by`` fields."""
+def _key_of(by: tuple[str, ...], getters: list[Callable[[Ctx], Any]]) -> Callable[[Ctx], tuple]:
+    """The group key of a window rule: the event's process, then the ``by``
+    fields (read as items of the event where they are plain event fields)."""
+    items = [EVENT_ITEMS.get(name) for name in by]
+    if len(by) == 1 and items[0] is not None:
+        i = items[0]
+        return lambda c: ((e := c.ev)[_PID], e[i])
+    if len(by) == 2 and None not in items:
+        i, j = items
+        return lambda c: ((e := c.ev)[_PID], e[i], e[j])
     if not getters:
         return lambda c: (c.ev.pid,)
     if len(getters) == 1:

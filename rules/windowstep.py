@@ -115,17 +115,32 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: C
     admit = ws.admit
     sweep = ws.sweep
     zeros = [0] * ws.size
-    positions = range(ws.size)
-    static_hit = [uncond]
+    all_positions = range(ws.size)
+    miss = uncond if always else None  # positions taken when no where holds
+    n_tests = len(tests)
+    w0 = tests[0][0] if tests else None
+    w1 = tests[1][0] if n_tests > 1 else None
+    # the positions an event takes, by which of the first two wheres hold (bit 0, bit 1)
+    table = [miss, tests[0][1] + uncond if tests else None, None, None]
+    if n_tests > 1:
+        table[2] = tests[1][1] + uncond
+        table[3] = tests[0][1] + tests[1][1] + uncond
+
+    def classify(c: Any) -> tuple | None:  # three or more distinct wheres
+        hit = [p for w, ps in tests if w(c) for p in ps]
+        return tuple(hit) + uncond if hit else miss
 
     def step(c: Any) -> None:
-        if tests:
-            hit = [ps for w, ps in tests if w(c)]
-            if not hit and not always:
-                return
-            hit.append(uncond)
+        if n_tests == 1:
+            positions = table[1] if w0(c) else miss
+        elif n_tests == 2:
+            positions = table[(1 if w0(c) else 0) + (2 if w1(c) else 0)]
+        elif n_tests:
+            positions = classify(c)
         else:
-            hit = static_hit
+            positions = uncond
+        if positions is None:
+            return
         b = c.ev.time // width
         key = key_of(c)
         g = get(key)
@@ -139,7 +154,7 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: C
             low = b - _MAX_AGE
             while buckets and buckets[0][0] < low:
                 row = buckets.popleft()
-                for p in positions:
+                for p in all_positions:
                     totals[p] -= row[p + 1]
         if b > g.last:
             g.last = b
@@ -148,10 +163,9 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: C
         else:
             row = [b, *zeros]
             buckets.append(row)
-        for ps in hit:
-            for p in ps:
-                row[p + 1] += 1
-                totals[p] += 1
+        for p in positions:
+            row[p + 1] += 1
+            totals[p] += 1
         n = ws._adds = ws._adds + 1
         if not n % SWEEP_EVERY:
             sweep(b)

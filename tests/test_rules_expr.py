@@ -24,7 +24,7 @@ def event_ctx(*records: str, facts: dict | None = None) -> Ctx:
         anomalies = state.apply(ev)
     c = Ctx(state, info)
     c.stacks = stacks
-    c.ev, c.anomalies = events[-1], anomalies
+    c.ev, c.anomalies, c.ended = events[-1], anomalies, state.ended
     if anomalies:
         c.anom = anomalies[0]
     return c

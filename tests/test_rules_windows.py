@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rules_kit import compile_expr, load
 
+from heaplint.engine.errors import RuleError
 from heaplint.engine.events import HeapEvent, Kind, TraceInfo
 from heaplint.rules.context import Ctx
 from heaplint.rules.operators import window_reader
@@ -151,3 +152,95 @@ def test_kind_folding_removes_kind_tests(tmp_path):
     assert rule.for_kind(int(Kind.FREE))[0].const and not rule.for_kind(int(Kind.FREE))[0].value
     when = rule.for_kind(int(Kind.ALLOC))[0]
     assert not when.const and when.text == rule.when.text
+
+
+event_st = st.builds(
+    HeapEvent, st.sampled_from([int(k) for k in Kind]), st.integers(0, 10**12), st.integers(0, 9), st.integers(0, 9),
+    st.integers(0, 2**48), st.integers(0, 2**48), st.integers(0, 2**40), st.integers(0, 2**48),
+    st.none() | st.integers(0, 2**40), st.integers(0, 6), st.none() | st.integers(0, 50), st.integers(0, 7),
+    st.none(), st.integers(0, 10**6),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_st)
+def test_event_items_are_the_registry_getters(ev):
+    """Comparisons read c.ev[i] for the fields of compiler.EVENT_ITEMS: the
+    same values as the registry's getters."""
+    from heaplint.rules import registry as R
+    from heaplint.rules.compiler import EVENT_ITEMS, op_fn
+
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    c.ev = ev
+    compared = 0
+    for name, i in EVENT_ITEMS.items():
+        value = R.FIELDS[name].getter(R.EVENT)(c)
+        assert ev[i] == value, name
+        const = {"kind": ("alloc", 2), "source": ("LFH", 2), "time": ("5ns", 5)}.get(name, ("5", 5))
+        for op in ("==", "!=", "<", "<=", ">", ">="):
+            if name == "stack" and op not in ("==", "!="):
+                continue  # stacks are only compared for equality
+            try:
+                fn = compile_expr(f"{name} {op} {const[0]}").fn
+            except RuleError:
+                continue
+            assert fn(c) == op_fn(op)(value, const[1]), (name, op)
+            compared += 1
+    assert compared >= 60
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=3, max_size=3), st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+       st.integers(0, 50))
+def test_window_comparisons_read_the_totals(totals, op, n):
+    """count()/sum() compared with a constant, and a share of two counts,
+    read ctx.win in place: the same as computing them from the readers."""
+    from heaplint.rules.compiler import op_fn
+
+    texts = ["count(where size > 1)", "sum(size)", "count()"]
+    exprs = {f"{texts[0]} {op} {n}": lambda w: op_fn(op)(w[0], n),
+             f"{texts[1]} {op} {n}": lambda w: op_fn(op)(w[1], n),
+             f"{texts[0]} / {texts[2]} {op} 0.5": lambda w: op_fn(op)(w[0] / w[2] if w[2] else 0, 0.5)}
+    c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
+    c.win = totals
+    for text, expected in exprs.items():
+        # the aggregates first, so that they take positions 0, 1, 2
+        got = compile_expr(f"({' + '.join(texts)} >= 0) and {text}", agg_mode="window", inner_scope="event")
+        assert got.fn(c) == expected(totals), text
+
+
+class _PoisonedEnded(Ctx):
+    """A context whose ``ended`` must not be read."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def ended(self):
+        raise AssertionError("read ctx.ended")
+
+
+@given(event_st)
+@settings(max_examples=30, deadline=None)
+def test_only_the_listed_fields_read_the_ended_block(ev):
+    """The runtime looks the ended block up only for rules naming a field of
+    registry.READS_ENDED: no other event field may read it."""
+    from heaplint.engine.state import HeapState
+    from heaplint.rules import registry as R
+
+    c = _PoisonedEnded(HeapState(), TraceInfo("t", "x"))
+    c.ev = ev
+    checked = 0
+    for f in R.FIELD_LIST:
+        getter = f.getters.get(R.EVENT)
+        if getter is not None and f.name not in R.READS_ENDED:
+            getter(c)
+            checked += 1
+    assert checked > 20
+
+
+def test_a_message_may_name_an_ended_field_the_condition_does_not(tmp_path):
+    from rules_kit import run
+
+    rs = load(tmp_path, "id: M001\nname: m\nwhen: kind == free and size == 0\nmessage: 'lived {lifetime}'\n")
+    (f,) = run(rs, "alloc 0x1000 16", "free 0x1000 t=+5ms")
+    assert f.message == "lived 5.0 ms"
