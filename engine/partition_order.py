@@ -58,9 +58,10 @@ class PartitionOrder:
     as :func:`~heaplint.engine.replay.ordered` orders the whole trace.
 
     For the merge's process order (see :class:`heaplint.engine.partition.PartitionReplay`)
-    it tells, per own event that comes out, its input position
-    (:meth:`position`), whether it came later than the reorder window allows,
-    and the latest other record released before it (:meth:`foreign_top`).
+    it tells, per own event that comes out, its input position (its index,
+    or :attr:`marks`), whether it came later than the reorder window allows
+    (:attr:`marks`), and the latest other record released before it
+    (:meth:`foreign_top`).
     """
 
     def __init__(self, options: ReplayOptions, counters: ReplayCounters,
