@@ -66,9 +66,22 @@ def _size_class(n: int) -> int:
     return 1 << (n - 1).bit_length() if n > 0 else 0
 
 
+#: "stack#ID" strings by stack id: window rules grouped by site look one up
+#: per event (a cached string also keeps its hash); cleared when it gets large
+_STACK_SITES: dict[int, str] = {}
+_MAX_STACK_SITES = 65536
+
+
 def site(stack: int | None, size: int) -> str:
     """Allocation site: the stack when known, else the size class."""
-    return f"stack#{stack}" if stack is not None else f"size:{_size_class(size)}"
+    if stack is None:
+        return f"size:{_size_class(size)}"
+    s = _STACK_SITES.get(stack)
+    if s is None:
+        if len(_STACK_SITES) >= _MAX_STACK_SITES:
+            _STACK_SITES.clear()
+        s = _STACK_SITES[stack] = f"stack#{stack}"
+    return s
 
 
 def _event_site(c: Ctx) -> str:

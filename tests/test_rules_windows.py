@@ -244,3 +244,14 @@ def test_a_message_may_name_an_ended_field_the_condition_does_not(tmp_path):
     rs = load(tmp_path, "id: M001\nname: m\nwhen: kind == free and size == 0\nmessage: 'lived {lifetime}'\n")
     (f,) = run(rs, "alloc 0x1000 16", "free 0x1000 t=+5ms")
     assert f.message == "lived 5.0 ms"
+
+
+@given(st.lists(st.tuples(st.none() | st.integers(0, 2**40), st.integers(0, 2**40)), max_size=50))
+@settings(max_examples=50, deadline=None)
+def test_cached_site_strings(pairs):
+    from heaplint.rules import registry as R
+
+    for stack, size in pairs:
+        want = f"stack#{stack}" if stack is not None else f"size:{1 << (size - 1).bit_length() if size else 0}"
+        assert R.site(stack, size) == want
+    assert len(R._STACK_SITES) <= R._MAX_STACK_SITES

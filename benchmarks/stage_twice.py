@@ -1,0 +1,31 @@
+"""Run one benchmark stage once or twice on a trace (for instruction counts).
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/stage_twice.py d TRACE 1
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python benchmarks/stage_twice.py d TRACE 2
+
+The difference of the two "I refs" totals is the cost of one run without
+imports, rule compilation and first-call set-up; divided by the trace's
+events it is a per-event instruction count, which (unlike CPU time) does not
+change when other work shares the machine.  Stages: c, d, e (see stages.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.stages import custom_rule_paths, heaplint_replay, prepare_rules  # noqa: E402
+
+
+def main(argv: list[str]) -> None:
+    stage, trace, times = argv[0], argv[1], int(argv[2])
+    fn = {"c": lambda: heaplint_replay, "d": lambda: prepare_rules(()),
+          "e": lambda: prepare_rules(custom_rule_paths())}[stage]()
+    for _ in range(times):
+        fn(trace)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
