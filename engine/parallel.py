@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -281,7 +282,7 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int, start_method: 
                 gc.unfreeze()
         extra = while_waiting() if while_waiting is not None else None
         try:
-            results = [f.result() for f in futures]
+            results = [_result(f) for f in futures]
         except BrokenProcessPool as err:
             raise WorkerCrash(
                 "a worker process ended unexpectedly (killed, out of memory, or a crash); "
@@ -297,6 +298,15 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int, start_method: 
                 f.cancel()
             _terminate(pool)
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _result(future: Future) -> Any:
+    """``future.result()``, waiting in short slices: a wait without a timeout
+    blocks in a lock that a signal delivered to one of the pool's helper
+    threads never interrupts, so Ctrl-C would not reach this thread."""
+    while not future.done():
+        wait_futures((future,), timeout=0.2)
+    return future.result()
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
