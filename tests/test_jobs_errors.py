@@ -87,7 +87,10 @@ def test_a_bug_in_a_worker_propagates():
 def test_ctrl_c_stops_the_workers(tmp_path):
     pid_file = tmp_path / "pids"
     script = textwrap.dedent(f"""
-        import sys
+        import signal, sys
+        # a terminal's Ctrl-C: Python ignores SIGINT when its parent did (a
+        # shell's background job), so set the handler a foreground run has
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from jobs_support import sleep_forever
         from heaplint.engine.parallel import default_start_method, run_pool
