@@ -161,6 +161,7 @@ def prepare_rules(rule_paths: tuple[str, ...], no_builtin: bool = False) -> Call
     from heaplint.engine.analyze import analyze
     from heaplint.rules.ruleset import load_ruleset
 
+    warm_imports()
     ruleset = load_ruleset(rule_paths, no_builtin=no_builtin, use_config=False)
     count = len(ruleset.enabled)
     takes_ruleset = "ruleset" in inspect.signature(analyze).parameters
@@ -199,8 +200,26 @@ class Stage:
     prepare: Callable[[], Callable[[str], StageOutput]]
 
 
+def warm_imports() -> None:
+    """Import every module a timed call would otherwise import on first use
+    (all readers, the replay, the rule runtime and analyze()'s lazy imports),
+    so that no stage's timing includes imports: they are setup, like loading
+    rules.  Every stage calls this in ``prepare()``, so all pay it alike."""
+    import heaplint.engine.parallel  # noqa: F401  (analyze() imports it lazily)
+    import heaplint.engine.replay  # noqa: F401
+    import heaplint.rules.runtime  # noqa: F401
+    import heaplint.rules.windowstep  # noqa: F401  (window rules import it lazily)
+    from heaplint.engine.readers import available_readers
+
+    available_readers()
+
+
 def _plain(fn: Callable[[str], StageOutput]) -> Callable[[], Callable[[str], StageOutput]]:
-    return lambda: fn
+    def prepare() -> Callable[[str], StageOutput]:
+        warm_imports()
+        return fn
+
+    return prepare
 
 
 STAGES: dict[str, Stage] = {
