@@ -204,8 +204,11 @@ def test_rules_list_shows_the_pack_as_builtin(capsys):
 
 
 def test_package_data_ships_rules_and_profiles():
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"heaplint.builtin_rules" = ["*.yaml", "profiles/*.yaml"]' in text
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    setuptools_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert "heaplint.builtin_rules.profiles" in setuptools_cfg["packages"]
+    data = setuptools_cfg["package-data"]
+    assert "*.yaml" in data["heaplint.builtin_rules"] and "*.yaml" in data["heaplint.builtin_rules.profiles"]
     shipped = set(os.listdir(builtin_dir()))
     assert {f"{rid}-{name}.yaml" for rid, name in EXPECTED.items()} <= shipped
     assert {"default.yaml", "strict.yaml"} <= set(os.listdir(os.path.join(builtin_dir(), "profiles")))
