@@ -40,9 +40,8 @@ _EVENT_LINE = re.compile(
     rb'(?:,"(?:tid|heap|address|size|new_address|new_size|old_address|old_size|source|stack|flags|image)"'
     rb':(?:"[^"\\]*"|\d+))*\}\r?\n?'
 )
-#: how an event record of each kind starts, up to its time
-_HEADS = {kind: b'{"kind":"%s","time":' % kind.encode()
-          for kind in ("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end")}
+#: the kinds of event records
+_EVENT_KINDS = frozenset(("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end"))
 #: decompressed bytes per block
 _BLOCK = 256 * 1024
 
@@ -86,6 +85,8 @@ class _Lines:
         self.ours: dict[int, bool] = {}
         self.index = 0  # events so far
         self.version = 0  # processes seen so far
+        self._scan: re.Pattern | None = None
+        self._scan_version = -1
 
     def owns(self, pid: int) -> bool:
         mine = self.ours.get(pid)
@@ -121,41 +122,51 @@ class _Lines:
             return ev
         return ev.time if self.stubs else None
 
-    def own_line(self, raw: bytes, line_no: int) -> HeapEvent | None:
-        """A line that may be an event of this partition's processes: its
-        event, when it is one and starts exactly as the canonical writer
-        writes kind, time and pid (what the other partitions read from its
-        bytes); else None, and nothing done (:meth:`line` then takes it)."""
+    def own_event(self, raw: bytes, t_text: bytes, pid_text: bytes, line_no: int) -> HeapEvent | None:
+        """The event of a line that starts as the canonical writer writes an
+        event of this partition's process ``pid_text`` at ``t_text`` (what
+        the other partitions read from its bytes), when decoding it says the
+        same kind of record, time and pid; else None, and nothing done
+        (:meth:`line` then takes it)."""
         try:
-            rec = json.loads(raw.decode())
+            rec = json.loads(raw.decode())  # a JSON object: the line starts with "{"
         except (ValueError, RecursionError):
             return None
-        kind = rec.get("kind") if type(rec) is dict else None
-        start = _HEADS.get(kind) if type(kind) is str else None
-        if start is None:  # (not an event: stack and facts records change the tables when decoded)
-            return None
+        kind = rec.get("kind")
+        if type(kind) is not str or kind not in _EVENT_KINDS:  # (a repeated "kind" key)
+            return None  # stack and facts records change the tables when decoded
         try:
             ev = self.decode(rec, self.index, line_no)
         except BadRecord:
             return None
-        if self.mult != 1 or not self.ours.get(ev.pid) or not raw.startswith(b'%s%d,"pid":%d,' % (start, ev.time, ev.pid)):
+        if ev.time != int(t_text) * self.mult or ev.pid != int(pid_text):
             return None
         self.index += 1
         return ev
 
-    def patterns(self) -> tuple[list[bytes], re.Pattern | None]:
-        """What the block scan searches for: the ``"pid":N,`` texts of this
-        partition's known processes (a record ending at its pid is left to
-        :meth:`line`), and a pattern matching a line that is an event of
-        another known process (None while there is none)."""
-        texts = {pid: str(pid).encode() for pid in self.ours}
-        mine = {texts[p] for p, ours in self.ours.items() if ours}
-        own = [b'"pid":' + text + b"," for text in mine]
-        others = [re.escape(texts[p]) for p, ours in self.ours.items() if not ours]
-        if not others:
-            return own, None
-        return own, re.compile(rb'\n\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(?:'
-                               + b"|".join(others) + rb")[,}]")
+    def scanner(self) -> re.Pattern:
+        """The block scan's pattern for the processes known now (cached until
+        a new one appears): at each newline it matches the line after it as
+        one of
+
+        1. an event of this partition's processes written as the canonical
+           writer writes it (the line, its time text and pid text);
+        2. an event of another known process (its time text; the match ends
+           after the pid, the rest of the line is skipped by the search);
+        3. anything else (the line): a process seen for the first time,
+           stack and facts records, blank, odd or broken lines.
+        """
+        if self._scan_version != self.version:
+            texts = {pid: re.escape(str(pid).encode()) for pid in self.ours}
+            mine = b"|".join(texts[p] for p, ours in self.ours.items() if ours) or rb"(?!)"
+            others = b"|".join(texts[p] for p, ours in self.ours.items() if not ours) or rb"(?!)"
+            self._scan = re.compile(
+                rb'\n(?:(\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(' + mine + rb'),.*)'
+                rb'|\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(?:' + others + rb')[,}]'
+                rb"|(.*))"
+            )
+            self._scan_version = self.version
+        return self._scan
 
 
 def partition_events(reader: JsonlReader) -> Iterator[Union[HeapEvent, list[int]]]:
@@ -207,64 +218,47 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
 
 
 def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[HeapEvent, list[int]]]:
-    """The lines of ``buf[1:end]`` (``buf[0]`` is a newline); returns the
-    last line number."""
-    own_line = lines.own_line
+    """The lines of ``buf[1:end]`` (``buf[0]`` is a newline, ``buf[end-1]``
+    the last one); returns the last line number.
+
+    One ``findall`` of :meth:`_Lines.scanner` classifies every line; the
+    other processes' times between two other items become one run.  A line
+    of the third kind that makes a process known changes the pattern: the
+    rest of the block is scanned again with the new one."""
+    own_event = lines.own_event
+    line = lines.line
     mult = lines.mult
-    find = buf.find
-    pos = 1
-    version = -1
-    while pos < end:
-        if version != lines.version:
-            version = lines.version
-            own, others = lines.patterns()
-            single = own[0] if len(own) == 1 else None
-            hit = -1
-            hits = [-1] * len(own)
-        # the next line that may be this partition's: one with its "pid":N,
-        if single is not None:
-            if hit < pos:
-                hit = find(single, pos, end)
-                if hit < 0:
-                    hit = end
-            nxt = hit
-        else:
-            nxt = end
-            for i, text in enumerate(own):
-                at = hits[i]
-                if at < pos:
-                    at = find(text, pos, end)
-                    hits[i] = at = end if at < 0 else at
-                if at < nxt:
-                    nxt = at
-        start = buf.rfind(b"\n", pos - 1, nxt) + 1 if nxt < end else end
-        if start > pos:  # other lines before it
-            n = buf.count(b"\n", pos, start)
-            times = others.findall(buf, pos - 1, start) if others is not None else ()
-            if len(times) != n:  # something else among them (or a process seen for the first time)
-                while pos < start and version == lines.version:
-                    stop = find(b"\n", pos) + 1
-                    line_no += 1
-                    out = lines.line(buf[pos:stop], line_no)
-                    if out is not None:
-                        yield [out] if type(out) is int else out
-                    pos = stop
+    pos = 0  # the newline before the next line
+    last = end - 1
+    while pos < last:
+        version = lines.version
+        first = line_no
+        run: list[bytes] = []
+        for own, own_t, own_pid, t, rest in lines.scanner().findall(buf, pos, last):
+            line_no += 1
+            if t:
+                run.append(t)
                 continue
-            lines.index += n
-            line_no += n
-            yield list(map(int, times)) if mult == 1 else [int(t) * mult for t in times]
-            pos = start
-            if pos == end:
-                break
-        stop = find(b"\n", nxt) + 1
-        line_no += 1
-        raw = buf[pos:stop]
-        ev = own_line(raw, line_no)
-        if ev is None:
-            out = lines.line(raw, line_no)
+            if run:
+                lines.index += len(run)
+                yield list(map(int, run)) if mult == 1 else [int(x) * mult for x in run]
+                run = []
+            if own:
+                ev = own_event(own, own_t, own_pid, line_no)
+                if ev is not None:
+                    yield ev
+                    continue
+                rest = own
+            out = line(rest + b"\n", line_no)
             if out is not None:
                 yield [out] if type(out) is int else out
+            if lines.version != version:
+                break
         else:
-            yield ev
-        pos = stop
+            if run:
+                lines.index += len(run)
+                yield list(map(int, run)) if mult == 1 else [int(x) * mult for x in run]
+            return line_no
+        for _ in range(line_no - first):  # to the newline after the line that changed the pattern
+            pos = buf.find(b"\n", pos + 1)
     return line_no
