@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Iterator, Union
 
 from heaplint.engine.events import HeapEvent
 from heaplint.engine.readers.canonical_format import MAX_LINE_BYTES, BadRecord
+from heaplint.engine.readers.canonical_scan import KINDS as _KINDS
+from heaplint.engine.readers.canonical_scan import block
 
 # the reader's own helpers (this module is its process filter, imported by it lazily)
 from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
@@ -26,7 +28,6 @@ from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
 if TYPE_CHECKING:
     from heaplint.engine.readers.canonical import JsonlReader
 
-_KINDS = rb"(?:alloc|free|realloc|create|destroy|process_start|process_end)"
 #: the start of an event record as ``heaplint convert`` and ``synth`` write
 #: it (kind, integer time and pid first, compact separators): the fields the
 #: pid filter reads from the bytes to skip other processes' records undecoded.
@@ -85,8 +86,9 @@ class _Lines:
         self.ours: dict[int, bool] = {}
         self.index = 0  # events so far
         self.version = 0  # processes seen so far
-        self._scan: re.Pattern | None = None
-        self._scan_version = -1
+        #: the pure-Python scan's pattern, and ``version`` when it was made
+        self.pattern: re.Pattern | None = None
+        self.pattern_version = -1
 
     def owns(self, pid: int) -> bool:
         mine = self.ours.get(pid)
@@ -122,12 +124,12 @@ class _Lines:
             return ev
         return ev.time if self.stubs else None
 
-    def own_event(self, raw: bytes, t_text: bytes, pid_text: bytes, line_no: int) -> HeapEvent | None:
+    def own_event(self, raw: bytes, t: int, pid: int, line_no: int) -> HeapEvent | None:
         """The event of a line that starts as the canonical writer writes an
-        event of this partition's process ``pid_text`` at ``t_text`` (what
-        the other partitions read from its bytes), when decoding it says the
-        same kind of record, time and pid; else None, and nothing done
-        (:meth:`line` then takes it)."""
+        event of this partition's process ``pid`` at time ``t`` (in the
+        header's unit: what the other partitions read from its bytes), when
+        decoding it says the same kind of record, time and pid; else None,
+        and nothing done (:meth:`line` then takes it)."""
         try:
             rec = json.loads(raw.decode())  # a JSON object: the line starts with "{"
         except (ValueError, RecursionError):
@@ -139,34 +141,10 @@ class _Lines:
             ev = self.decode(rec, self.index, line_no)
         except BadRecord:
             return None
-        if ev.time != int(t_text) * self.mult or ev.pid != int(pid_text):
+        if ev.time != t * self.mult or ev.pid != pid:
             return None
         self.index += 1
         return ev
-
-    def scanner(self) -> re.Pattern:
-        """The block scan's pattern for the processes known now (cached until
-        a new one appears): at each newline it matches the line after it as
-        one of
-
-        1. an event of this partition's processes written as the canonical
-           writer writes it (the line, its time text and pid text);
-        2. an event of another known process (its time text; the match ends
-           after the pid, the rest of the line is skipped by the search);
-        3. anything else (the line): a process seen for the first time,
-           stack and facts records, blank, odd or broken lines.
-        """
-        if self._scan_version != self.version:
-            texts = {pid: re.escape(str(pid).encode()) for pid in self.ours}
-            mine = b"|".join(texts[p] for p, ours in self.ours.items() if ours) or rb"(?!)"
-            others = b"|".join(texts[p] for p, ours in self.ours.items() if not ours) or rb"(?!)"
-            self._scan = re.compile(
-                rb'\n(?:(\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(' + mine + rb'),.*)'
-                rb'|\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(?:' + others + rb')[,}]'
-                rb"|(.*))"
-            )
-            self._scan_version = self.version
-        return self._scan
 
 
 def partition_events(reader: JsonlReader) -> Iterator[Union[HeapEvent, list[int]]]:
@@ -210,55 +188,8 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
                 rest = buf[1:]
                 continue
             rest = buf[end:]
-            line_no = yield from _block(lines, buf, end, line_no)
+            line_no = yield from block(lines, buf, end, line_no)
     except _COMPRESSION_ERRORS as err:
         raise _truncated(reader.path, line_no + 1, err) from err
     finally:
         reader.line = line_no
-
-
-def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[HeapEvent, list[int]]]:
-    """The lines of ``buf[1:end]`` (``buf[0]`` is a newline, ``buf[end-1]``
-    the last one); returns the last line number.
-
-    One ``findall`` of :meth:`_Lines.scanner` classifies every line; the
-    other processes' times between two other items become one run.  A line
-    of the third kind that makes a process known changes the pattern: the
-    rest of the block is scanned again with the new one."""
-    own_event = lines.own_event
-    line = lines.line
-    mult = lines.mult
-    pos = 0  # the newline before the next line
-    last = end - 1
-    while pos < last:
-        version = lines.version
-        first = line_no
-        run: list[bytes] = []
-        for own, own_t, own_pid, t, rest in lines.scanner().findall(buf, pos, last):
-            line_no += 1
-            if t:
-                run.append(t)
-                continue
-            if run:
-                lines.index += len(run)
-                yield list(map(int, run)) if mult == 1 else [int(x) * mult for x in run]
-                run = []
-            if own:
-                ev = own_event(own, own_t, own_pid, line_no)
-                if ev is not None:
-                    yield ev
-                    continue
-                rest = own
-            out = line(rest + b"\n", line_no)
-            if out is not None:
-                yield [out] if type(out) is int else out
-            if lines.version != version:
-                break
-        else:
-            if run:
-                lines.index += len(run)
-                yield list(map(int, run)) if mult == 1 else [int(x) * mult for x in run]
-            return line_no
-        for _ in range(line_no - first):  # to the newline after the line that changed the pattern
-            pos = buf.find(b"\n", pos + 1)
-    return line_no
