@@ -36,17 +36,20 @@ def _ctx(ended: Block | None, time: int, stack: int | None = None, size: int = 1
 
 
 @settings(max_examples=150, deadline=None)
-@given(block_st, st.integers(0, 2 * 10**9), st.integers(0, 2**31), st.sampled_from(OPS))
-def test_ended_fields_compared_in_place(ended, time, const, op):
+@given(block_st, st.integers(0, 2 * 10**9), st.integers(-2, 2) | st.integers(0, 2**31), st.sampled_from(OPS))
+def test_ended_fields_compared_in_place(ended, time, delta, op):
     """``lifetime``/``ended_*`` OP constant read ctx.ended in one closure:
-    the same truth value as the registry's getter and the operator."""
+    the same truth value as the registry's getter and the operator (the
+    constant near the value, so that every operator's edge is hit)."""
     c = _ctx(ended, time)
     checked = 0
     for name in ("lifetime", "ended_size", "ended_moves", "ended_copied"):
+        value = R.FIELDS[name].getter(R.EVENT)(c)
+        const = max(0, value + delta) if -2 <= delta <= 2 else delta
         literal = f"{const}ns" if name == "lifetime" else (f"{const}B" if "size" in name or "copied" in name
                                                            else str(const))
         got = compile_expr(f"{name} {op} {literal}").fn(c)
-        assert got == op_fn(op)(R.FIELDS[name].getter(R.EVENT)(c), const), (name, op)
+        assert got == op_fn(op)(value, const), (name, op)
         checked += 1
     for op2 in ("==", "!="):
         got = compile_expr(f"ended_stack {op2} stack").fn(c)
