@@ -352,7 +352,7 @@ class Compiler:
         elif (env.grouping.over, env.grouping.by) != (grouping.over, grouping.by):
             raise self.error("HLR027", "all windowed parts of a rule must share one window; "
                              f"the first was '{env.grouping.text}'", tree)
-        return Compiled(inner.fn, inner.type, text, 5, inner.const, inner.value)
+        return Compiled(inner.fn, inner.type, text, 5, inner.const, inner.value, win=inner.win, ev_index=inner.ev_index)
 
     def _by_keys(self, by: Tree | None) -> tuple[list[str], list[Fn]]:
         names: list[str] = []
