@@ -205,7 +205,7 @@ def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
             return lambda c: fa(c) < v
         if sym == "<=":
             return lambda c: fa(c) <= v
-        return lambda c: op(fa(c), v)
+        return lambda c: fa(c) != v
     return lambda c: op(fa(c), fb(c))
 
 

@@ -119,7 +119,11 @@ def _result_block(c: Ctx) -> st.Block | None:
 
 
 def _ev_heap_label(c: Ctx) -> str:
-    h = cx.event_heap(c.state, c.ev.pid, c.ev.heap)
+    ev = c.ev
+    proc = c.state.processes.get(ev.pid)  # state.heap() inlined: the common case in one call
+    h = proc.heaps.get(ev.heap) if proc is not None else None
+    if h is None:  # also a heap at its own HeapDestroy (retired by then)
+        h = cx.event_heap(c.state, ev.pid, ev.heap)
     return h.label if h is not None else ""
 
 

@@ -160,3 +160,31 @@ def test_nested_where_counts_match_a_list_model(tmp_path_factory, aggs, items):
             continue
         filed.setdefault(heap, []).append((t, hits, size))
         assert seen[before:] == [_naive(filed[heap], t, width, rule.aggs, rule.grouping.over)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["create", "alloc", "free", "destroy", "end"]), st.integers(1, 2),
+                          st.integers(1, 3), st.integers(0, 3)), max_size=40))
+def test_heap_label_getter_is_the_event_heap_label(records):
+    """The ``heap_label`` event getter (state.heap() inlined) gives the label
+    of context.event_heap(), also at a heap's own HeapDestroy."""
+    from heaplint.engine.replay import Replay
+    from heaplint.rules.context import event_heap
+
+    kinds = {"create": Kind.HEAP_CREATE, "alloc": Kind.ALLOC, "free": Kind.FREE, "destroy": Kind.DESTROY,
+             "end": Kind.PROCESS_END}
+    events = [HeapEvent(int(kinds[k]), i * 1000, pid, heap=0x10 * heap, address=0x1000 + 0x10 * addr, size=16,
+                        index=i) for i, (k, pid, heap, addr) in enumerate(records)]
+    replay = Replay()
+    c = Ctx(replay.state, TraceInfo("t", "x"))
+    getter = R.FIELDS["heap_label"].getter(R.EVENT)
+    checked: list = []
+
+    def hook(ev, anomalies):
+        c.ev = ev
+        h = event_heap(c.state, ev.pid, ev.heap)
+        assert getter(c) == (h.label if h is not None else "")
+        checked.append(ev)
+
+    replay.run(iter(events), hook)
+    assert len(checked) == len(events)
