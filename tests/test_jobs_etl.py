@@ -17,12 +17,12 @@ from etl_impl import etl_implementation  # noqa: F401 - runs every test under bo
 from etl_writer import Record, write_etl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jobs_support import ROOT
+from jobs_support import ROOT, heap_records, write_lines
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.partition import PidPartition
-from heaplint.engine.readers import ReaderOptions, etl_native, guarded_events
+from heaplint.engine.readers import ReaderOptions, etl_native, guarded_events, open_trace
 from heaplint.engine.readers.etl import EtlReader
 from heaplint.engine.readers.etl_partition import split_round
 
@@ -210,3 +210,30 @@ def test_jobs_2_is_byte_identical_on_etl(tmp_path, etl_implementation):  # noqa:
     parts = [replay_partition(trace, i, 2, rules=rules.enabled) for i in range(2)]
     merged = merge_parts(parts, [r for r in rules.enabled if is_trace_scope(r)])
     assert merged is not None and as_plain(merged) == as_plain(analyze_trace(rules, trace))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(body=heap_records)
+def test_positions_told_by_the_ordering_stage(tmp_path, body):
+    """The .etl reader's index is not the input position, so a partition
+    learns each own event's position from the ordering stage (out_pos, or
+    marks for what pairing held).  On canonical JSONL, whose index is the
+    position, both ways give the same process order keys."""
+    from heaplint.engine.partition import replay_partition
+
+    from heaplint.engine.partition_order import PartitionOrder
+    from heaplint.engine.replay import ReplayCounters, ReplayOptions
+
+    path = write_lines(tmp_path / "t.jsonl", body)
+    for index in range(2):
+        by_index, told = (replay_partition(path, index, 2, index_is_position=flag) for flag in (True, False))
+        assert [p.key for p in told.processes] == [p.key for p in by_index.processes]
+        assert told.order_exact == by_index.order_exact
+        # every own event's position, as PartitionReplay._own reads it
+        reader, trace_input = open_trace(path, None, ReaderOptions(pids=PidPartition(index, 2), pid_stubs=True))
+        with trace_input:
+            order = PartitionOrder(ReplayOptions(), ReplayCounters(), by_index=False)
+            for ev in order.events(guarded_events(reader)):
+                mark = order.marks.pop(id(ev), None)
+                assert (mark[1] if mark is not None else order.out_pos) == ev.index
