@@ -17,10 +17,10 @@ from typing import Any, Callable, Mapping
 from lark import Token, Tree
 
 from heaplint.engine.errors import RuleError
-from heaplint.engine.events import HeapEvent
 from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
+from heaplint.rules.fastcompare import EVENT_ITEMS  # noqa: F401 - also imported from here
 from heaplint.rules.expr import Expression
 from heaplint.rules.literals import LiteralError, canonical, parse_float, parse_int, parse_unit
 from heaplint.rules.operators import build_call_or_aggregate, compile_operator
@@ -52,7 +52,9 @@ class Compiled:
     ref: str | None = None  # the field name when the expression is a bare field
     chain: tuple | None = None  # ("and" | "or", operand closures) of a flattened and/or chain
     ev_index: int | None = None  # a bare event field that is item ev_index of the HeapEvent tuple
-    win_pos: int | None = None  # a window count() or sum(): ctx.win[win_pos]
+    #: a window aggregate read in place (fastcompare): ("total", p) count/sum,
+    #: ("rate", p, cell), ("share", p, q) avg or count/count
+    win: tuple | None = None
 
     def paren(self, prec: int) -> str:
         return self.text if self.prec >= prec else f"({self.text})"
@@ -90,6 +92,8 @@ class AggSpec:
     where_const: bool | None = None
     #: canonical text of the where (aggregates with the same where test it once)
     where_text: str | None = None
+    #: the where's operands as an and-chain of Compiled values (windowstep tests a where that extends another once)
+    where_terms: tuple = ()
 
 
 @dataclass
@@ -302,7 +306,8 @@ class Compiler:
             inner = self.compile(named.expr, named.tree, expect=None)
         finally:
             self._expanding.pop()
-        out = Compiled(inner.fn, inner.type, named.name, 9, inner.const, inner.value, inner.kinds, inner.anomalies)
+        out = Compiled(inner.fn, inner.type, named.name, 9, inner.const, inner.value, inner.kinds, inner.anomalies,
+                       ev_index=inner.ev_index, win=inner.win)  # read in place like the expression itself
         self._cache[key] = (out, self.cost - before)
         return out
 
@@ -347,7 +352,7 @@ class Compiler:
         elif (env.grouping.over, env.grouping.by) != (grouping.over, grouping.by):
             raise self.error("HLR027", "all windowed parts of a rule must share one window; "
                              f"the first was '{env.grouping.text}'", tree)
-        return Compiled(inner.fn, inner.type, text, 5, inner.const, inner.value)
+        return Compiled(inner.fn, inner.type, text, 5, inner.const, inner.value, win=inner.win, ev_index=inner.ev_index)
 
     def _by_keys(self, by: Tree | None) -> tuple[list[str], list[Fn]]:
         names: list[str] = []
@@ -371,15 +376,6 @@ class Compiler:
 
 
 _REALLOC = 3
-
-#: event fields whose registry getter is ``c.ev.<attribute>``, by the item
-#: index of that attribute in the HeapEvent tuple: a comparison with a
-#: constant reads ``c.ev[i]`` itself instead of calling the getter
-#: (tests/test_rules_windows.py checks the table against the registry)
-EVENT_ITEMS = {name: HeapEvent._fields.index(attr) for name, attr in (
-    ("kind", "kind"), ("time", "time"), ("index", "index"), ("pid", "pid"), ("tid", "tid"), ("heap", "heap"),
-    ("address", "address"), ("size", "size"), ("old_address", "old_address"), ("source", "source"),
-    ("stack", "stack"), ("flags", "flags"), ("new_address", "address"), ("new_size", "size"))}
 
 
 def _known_kind_field(name: str, kind: int) -> Compiled | None:

@@ -147,12 +147,16 @@ def _stack_has(scope: str, args: Sequence[Fn], consts: Sequence[Any]) -> Fn:
     patterns = consts[0] if isinstance(consts[0], (list, tuple)) else [consts[0]]
     matchers = [compile_glob(p) for p in patterns]
     frames = _frames(scope)
+    event_scope = scope != BLOCK
     # a trace names few distinct stacks but matches them on every event:
     # remember the verdict per frames tuple (safe across traces, unlike ids)
     cache: dict[tuple[str, ...], bool] = {}
 
     def stack_has(c: Ctx) -> bool:
-        fs = frames(c)
+        if event_scope:  # the event's frames without the two getter calls of frames()
+            fs = c.stacks.get(s, ()) if (s := c.ev.stack) is not None else ()
+        else:
+            fs = frames(c)
         hit = cache.get(fs)
         if hit is None:
             hit = any(m(f) for f in fs for m in matchers)

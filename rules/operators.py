@@ -14,6 +14,7 @@ from lark import Tree
 from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
+from heaplint.rules.fastcompare import compare_const
 from heaplint.rules.globs import compile_glob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,8 +60,8 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
             return Compiled(keep.fn, T.BOOL, text, prec, keep.const, keep.value, keep.kinds, keep.anomalies)
         terms = _terms(word, a) + _terms(word, b)
         if len(terms) > _MAX_CHAIN:  # a new chain with the previous one as its first term
-            terms = (a.fn, b.fn)
-        fn = _chain_fn(word, terms)
+            terms = (a, b)
+        fn = chain_fn(word, tuple(t.fn for t in terms))
         if word == "and":
             return Compiled(fn, T.BOOL, text, prec, kinds=_inter(a.kinds, b.kinds),
                             anomalies=_inter(a.anomalies, b.anomalies), chain=(word, terms))
@@ -140,10 +141,10 @@ def compile_operator(comp: "Compiler", tree: Tree) -> "Compiled":
             raise comp.error("HLR024", f"cannot compute {a.type} {op} {b.type}", op_tok)
         prec = 6 if op in "+-" else 7
         text = f"{a.paren(prec)} {op} {b.paren(prec + 1)}"
-        if op == "/" and a.win_pos is not None and b.win_pos is not None:  # a share of two window counts
-            p, q = a.win_pos, b.win_pos
+        if op == "/" and _total(a) is not None and _total(b) is not None:  # a share of two window counts
+            p, q = _total(a), _total(b)
             fn = lambda c: (w[p] / d) if (d := (w := c.win)[q]) else 0  # noqa: E731
-            return Compiled(fn, type_, text, prec)
+            return Compiled(fn, type_, text, prec, win=("share", p, q))
         return fold(comp, tree, Compiled(_arith(op, a.fn, b.fn), type_, text, prec), [a, b])
     if data == "neg":
         a = comp.node(tree.children[0])
@@ -162,10 +163,13 @@ _MAX_CHAIN = 4
 def _terms(word: str, side: "Compiled") -> tuple:
     if side.chain is not None and side.chain[0] == word:
         return side.chain[1]
-    return (side.fn,)
+    return (side,)
 
 
-def _chain_fn(word: str, terms: tuple):
+def chain_fn(word: str, terms: tuple):
+    """One closure for ``terms[0] and terms[1] and ...`` (or ``or``), 1 to 4 terms."""
+    if len(terms) == 1:
+        return terms[0]
     if len(terms) == 2:
         f0, f1 = terms
         return (lambda c: f0(c) and f1(c)) if word == "and" else (lambda c: f0(c) or f1(c))
@@ -178,13 +182,18 @@ def _chain_fn(word: str, terms: tuple):
     return lambda c: f0(c) or f1(c) or f2(c) or f3(c)
 
 
+def _total(a: "Compiled") -> int | None:
+    """The position of a window count() or sum() in ctx.win (None: not one)."""
+    return a.win[1] if a.win is not None and a.win[0] == "total" else None
+
+
 def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
     fa, fb = a.fn, b.fn
-    if b.const and a.ev_index is not None:
-        return _compare_item(op, sym, a.ev_index, b.value)
-    if b.const and a.win_pos is not None:
-        return _compare_win(op, sym, a.win_pos, b.value)
     if b.const:
+        fdef = R.FIELDS.get(a.ref) if a.ref is not None else None
+        fast = compare_const(op, sym, a, b.value, fdef.getters.get(R.EVENT) if fdef is not None else None)
+        if fast is not None:
+            return fast
         v = b.value
         if sym == "==":
             return lambda c: fa(c) == v
@@ -194,34 +203,10 @@ def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
             return lambda c: fa(c) >= v
         if sym == "<":
             return lambda c: fa(c) < v
-        return lambda c: op(fa(c), v)
+        if sym == "<=":
+            return lambda c: fa(c) <= v
+        return lambda c: fa(c) != v
     return lambda c: op(fa(c), fb(c))
-
-
-def _compare_item(op, sym: str, i: int, v: Any):
-    """An event field (item ``i`` of the HeapEvent) compared with a constant."""
-    if sym == "==":
-        return lambda c: c.ev[i] == v
-    if sym == "!=":
-        return lambda c: c.ev[i] != v
-    if sym == ">":
-        return lambda c: c.ev[i] > v
-    if sym == ">=":
-        return lambda c: c.ev[i] >= v
-    if sym == "<":
-        return lambda c: c.ev[i] < v
-    return lambda c: op(c.ev[i], v)
-
-
-def _compare_win(op, sym: str, p: int, v: Any):
-    """A window count() or sum() compared with a constant."""
-    if sym == ">":
-        return lambda c: c.win[p] > v
-    if sym == ">=":
-        return lambda c: c.win[p] >= v
-    if sym == "<":
-        return lambda c: c.win[p] < v
-    return lambda c: op(c.win[p], v)
 
 
 def _kind_sets(out: "Compiled", op: str, a: "Compiled", b: "Compiled") -> None:
@@ -361,13 +346,24 @@ def _aggregate(comp: "Compiler", tree: Tree, adef: Any, arg_trees: list, where_t
         pos = sum(2 if s.name == "avg" else 1 for s in env.aggs)
         spec = AggSpec(len(env.aggs), adef.name, text, value.fn if value else None, where.fn if where else None,
                        where.kinds if where else None, pos, where_const=bool(where.value) if where and where.const else None,
-                       where_text=where.text if where else None)
+                       where_text=where.text if where else None, where_terms=_terms("and", where) if where else ())
         env.aggs.append(spec)
     type_ = adef.result(value.type if value else None)
     if env.agg_mode == "window":
-        return Compiled(window_reader(spec), type_, text, win_pos=spec.pos if spec.name in ("count", "sum") else None)
+        return Compiled(window_reader(spec), type_, text, win=_win_shape(spec))
     slot = spec.slot
     return Compiled(lambda c: c.win[slot], type_, text)
+
+
+def _win_shape(spec: Any) -> tuple | None:
+    """How fastcompare reads a window aggregate in place (None: min, max)."""
+    if spec.name in ("count", "sum"):
+        return ("total", spec.pos)
+    if spec.name == "rate":
+        return ("rate", spec.pos, spec.rate_cell)
+    if spec.name == "avg":
+        return ("share", spec.pos, spec.pos + 1)
+    return None
 
 
 def window_reader(spec: Any):

@@ -25,6 +25,7 @@ from heaplint.rules.compiler import EVENT_ITEMS
 from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
+from heaplint.rules.registry import site_key
 from heaplint.rules.sink import FindingSink, stack_of_group
 from heaplint.rules.windows import WindowState
 
@@ -221,6 +222,8 @@ def _key_of(by: tuple[str, ...], getters: list[Callable[[Ctx], Any]]) -> Callabl
     if len(by) == 2 and None not in items:
         i, j = items
         return lambda c: ((e := c.ev)[_PID], e[i], e[j])
+    if by == ("site",):
+        return site_key
     if not getters:
         return lambda c: (c.ev.pid,)
     if len(getters) == 1:

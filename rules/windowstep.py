@@ -13,15 +13,19 @@ list model).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable, Sequence
 
+from heaplint.rules import registry as R
+from heaplint.rules.fastcompare import EVENT_ITEMS
+from heaplint.rules.operators import chain_fn
 from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, Group, WindowState, set_rate
 
 _COUNT, _SUM, _AVG, _MIN, _MAX = range(5)
 _OPS = {"count": _COUNT, "rate": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, "max": _MAX}
 
 Step = Callable[[Any], bool]
+#: registry getters that read one item of the HeapEvent, by that item
+_GETTER_ITEMS = {R.FIELDS[name].getters[R.EVENT]: i for name, i in EVENT_ITEMS.items()}
 OnRise = Callable[[Any, Group, tuple], None]
 
 
@@ -34,36 +38,59 @@ def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tup
     set_rate(aggs, ws.over)
     always = ws.file_all  # no where at all: every event is filed
     uncond: list[tuple] = []  # aggregates that take every filed event
-    conds: dict[str, tuple[Callable, list[tuple]]] = {}  # where text -> (test, its aggregates)
+    conds: dict[str, tuple[Callable, list[tuple], tuple]] = {}  # where text -> (test, its aggregates, its terms)
     for a in aggs:
-        item = (a.pos, _OPS[a.name], a.value)
+        item = (a.pos, _OPS[a.name], a.value, _item_of(a.value))
         if a.where is None:
             uncond.append(item)
         elif a.where_const is True:
             always = True
             uncond.append(item)
         elif a.where_const is None:
-            conds.setdefault(a.where_text, (a.where, []))[1].append(item)
+            conds.setdefault(a.where_text, (a.where, [], a.where_terms))[1].append(item)
     if not always and not conds:
         return None
-    tests = [(w, tuple(items)) for w, items in conds.values()]
+    tests = [(w, tuple(items)) for w, items, _ in conds.values()]
     if len(aggs) == 1 and _OPS[aggs[0].name] in (_COUNT, _SUM):
         test = tests[0][0] if tests else None
-        pos, op, value = (uncond or tests[0][1])[0]
-        step = _single(ws, value if op == _SUM else None, key_of, when, on_rise)
+        pos, op, value, vi = (uncond or tests[0][1])[0]
+        step = _single(ws, value if op == _SUM else None, vi, key_of, when, on_rise)
         return (test, step) if test is not None else (step, _never)
     if all(_OPS[a.name] == _COUNT for a in aggs):
-        tests = [(w, tuple(p for p, _, _ in items)) for w, items in tests]
-        return _counts(ws, tests, tuple(p for p, _, _ in uncond), always, key_of, when, on_rise), _never
+        nested = nested_where([terms for _, _, terms in conds.values()])
+        tests = [(w, tuple(item[0] for item in items)) for w, items in tests]
+        return _counts(ws, tests, tuple(item[0] for item in uncond), always, nested, key_of, when, on_rise), _never
     return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise), _never
+
+
+def _item_of(value: Callable | None) -> int | None:
+    """The HeapEvent item an aggregate's value is (``sum(size)``), or None."""
+    return _GETTER_ITEMS.get(value) if value is not None else None
+
+
+def nested_where(terms: list[tuple]) -> tuple[int, Callable] | None:
+    """For two wheres whose and-chains are ``A`` and ``A and R`` (the same
+    leading operands, by canonical text, compiled for the same rule and
+    kind): ``(index of A, R's closure)``, so that an event tests A once and
+    R only when A holds.  None otherwise."""
+    if len(terms) != 2:
+        return None
+    texts = [tuple(t.text for t in ts) for ts in terms]
+    for outer, inner in ((0, 1), (1, 0)):
+        short, long = texts[outer], texts[inner]
+        if len(short) < len(long) <= len(short) + 4 and long[:len(short)] == short:
+            return outer, chain_fn("and", tuple(t.fn for t in terms[inner][len(short):]))
+    return None
 
 
 def _never(c: Any) -> None:  # pragma: no cover - steps return None, so their action never runs
     return None
 
 
-def _single(ws: WindowState, value: Callable | None, key_of: Callable, when: Callable, on_rise: OnRise) -> Step:
-    """One count, rate or sum (position 0), its where tested before: everything inlined."""
+def _single(ws: WindowState, value: Callable | None, vi: int | None, key_of: Callable, when: Callable,
+            on_rise: OnRise) -> Step:
+    """One count, rate or sum (position 0), its where tested before: everything inlined.
+    ``vi``: the sum's value is item ``vi`` of the event (read without a call)."""
     groups = ws.groups
     get = groups.get
     width = ws.width
@@ -86,7 +113,12 @@ def _single(ws: WindowState, value: Callable | None, key_of: Callable, when: Cal
                 totals[0] -= buckets.popleft()[1]
         if b > g.last:
             g.last = b
-        amount = 1 if value is None else value(c)
+        if value is None:
+            amount = 1
+        elif vi is not None:
+            amount = c.ev[vi]
+        else:
+            amount = value(c)
         if buckets and buckets[-1][0] >= b:
             buckets[-1][1] += amount
         else:
@@ -106,9 +138,10 @@ def _single(ws: WindowState, value: Callable | None, key_of: Callable, when: Cal
     return step
 
 
-def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: Callable, when: Callable,
-            on_rise: OnRise) -> Step:
-    """Counts and rates only: a filed event adds 1 at the positions whose where holds."""
+def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: tuple | None, key_of: Callable,
+            when: Callable, on_rise: OnRise) -> Step:
+    """Counts and rates only: a filed event adds 1 at the positions whose where holds.
+    ``nested``: see :func:`nested_where` (two wheres, one extending the other)."""
     groups = ws.groups
     get = groups.get
     width = ws.width
@@ -130,8 +163,16 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: C
         hit = [p for w, ps in tests if w(c) for p in ps]
         return tuple(hit) + uncond if hit else miss
 
+    rest = w_outer = outer_only = None
+    if nested is not None:
+        outer, rest = nested
+        w_outer, outer_only = tests[outer][0], table[1 << outer]
+        n_tests = -1
+
     def step(c: Any) -> None:
-        if n_tests == 1:
+        if n_tests == -1:  # the inner where holds when the outer one and `rest` do
+            positions = (table[3] if rest(c) else outer_only) if w_outer(c) else miss
+        elif n_tests == 1:
             positions = table[1] if w0(c) else miss
         elif n_tests == 2:
             positions = table[(1 if w0(c) else 0) + (2 if w1(c) else 0)]
@@ -224,13 +265,20 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
             g.last = b
         row = buckets[-1] if buckets and buckets[-1][0] >= b else None
         for items in hit:
-            for p, op, value in items:
+            for p, op, value, vi in items:
                 if op == _COUNT:
                     amount = 1
                 else:
-                    amount = value(c)
-                    if op >= _MIN:
-                        _extremum(totals[p], b, amount, op == _MIN)
+                    amount = c.ev[vi] if vi is not None else value(c)
+                    if op >= _MIN:  # a monotonic deque: its head is the window's min (max)
+                        dq = totals[p]
+                        if op == _MIN:
+                            while dq and dq[-1][1] >= amount:
+                                dq.pop()
+                        else:
+                            while dq and dq[-1][1] <= amount:
+                                dq.pop()
+                        dq.append((b, amount))
                         continue
                 if row is None:
                     row = [b] + [0] * size
@@ -252,14 +300,3 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
             g.active = False
 
     return step
-
-
-def _extremum(dq: deque, b: int, v: Any, is_min: bool) -> None:
-    """Monotonic deque: the head is the window's min (max)."""
-    if is_min:
-        while dq and dq[-1][1] >= v:
-            dq.pop()
-    else:
-        while dq and dq[-1][1] <= v:
-            dq.pop()
-    dq.append((b, v))
