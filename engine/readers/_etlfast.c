@@ -8,7 +8,10 @@
  *       raises ValueError on malformed input.
  *   Decoder(event_type, origin, num, den, raw_stacks, kinds, heap_guid)
  *       .walk(data, pos, out, index): the common records of one buffer
- *       (etlfast_walk.c; EtlReader._decode in Python).
+ *       (etlfast_walk.c; EtlReader._decode in Python);
+ *       .partition(ours) and .split(items, pids, stubs): a --jobs
+ *       partition's process filter (light events of the other partitions'
+ *       heap records in walk(); etlfast_split.c; etl_partition.py in Python).
  *
  * walk() decodes records from `pos` on and appends their events to the list
  * `out`, for as long as each record is one it takes: a heap block record
