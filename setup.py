@@ -1,8 +1,9 @@
-"""Build hook for the optional C accelerator of the .etl reader.
+"""Build hook for the optional C accelerators: the .etl reader's, and the
+block scan of ``--jobs`` partitions of canonical JSON Lines.
 
-Everything else about the project is in pyproject.toml.  The extension is
-``optional``: without a C compiler and Python headers the build skips it and
-heaplint runs the pure-Python reader (``heaplint --version`` says which).
+Everything else about the project is in pyproject.toml.  The extensions are
+``optional``: without a C compiler and Python headers the build skips them and
+heaplint runs the pure-Python code (``heaplint --version`` says which for .etl).
 """
 
 from setuptools import Extension, setup
@@ -14,6 +15,7 @@ setup(
             sources=["engine/readers/_etlfast.c", "engine/readers/etlfast_lzx.c", "engine/readers/etlfast_walk.c"],
             depends=["engine/readers/etlfast_lzx.h", "engine/readers/etlfast_walk.h"],
             optional=True,
-        )
+        ),
+        Extension("heaplint.engine.readers._jsonlscan", sources=["engine/readers/_jsonlscan.c"], optional=True),
     ]
 )

@@ -28,7 +28,7 @@ from benchmarks.stages import unavailable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = ("jsonl", "etl", "memory", "live", "jobs")
-THROUGHPUT_STAGES = ("a", "b", "c", "d", "e")
+THROUGHPUT_STAGES = ("a", "b", "s", "c", "d", "e")
 JSONL = "canonical JSONL"
 ETL = ".etl"
 
@@ -76,7 +76,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", help="Markdown page to update (default docs/performance.md)")
     p.add_argument("--no-docs", action="store_true", help="print the report only")
     p.add_argument("--only", help=f"comma-separated groups to run ({', '.join(GROUPS)}; default all)")
-    p.add_argument("--stages", help="comma-separated throughput stages (default a,b,c,d,e)")
+    p.add_argument("--stages", help="comma-separated throughput stages (default a,b,s,c,d,e)")
     p.add_argument("--json", metavar="FILE", help="also write every run's raw numbers as JSON")
     args = p.parse_args(argv)
     if args.runs < 1:

@@ -6,7 +6,8 @@
 The difference of the two "I refs" totals is the cost of one run without
 imports, rule compilation and first-call set-up; divided by the trace's
 events it is a per-event instruction count, which (unlike CPU time) does not
-change when other work shares the machine.  Stages: c, d, e (see stages.py).
+change when other work shares the machine.  Stages: any of stages.py's
+(a, b, s, c, d, e).
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.stages import custom_rule_paths, heaplint_replay, prepare_rules  # noqa: E402
+from benchmarks.stages import STAGES  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
     stage, trace, times = argv[0], argv[1], int(argv[2])
-    fn = {"c": lambda: heaplint_replay, "d": lambda: prepare_rules(()),
-          "e": lambda: prepare_rules(custom_rule_paths())}[stage]()
+    fn = STAGES[stage].prepare()
     for _ in range(times):
         fn(trace)
 

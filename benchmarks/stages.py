@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from sortedcontainers import SortedDict
+
 from heaplint.engine.errors import HeaplintError
 from heaplint.engine.events import Kind
 from heaplint.engine.readers import guarded_events, open_trace
@@ -70,6 +72,25 @@ def minimal_replay(path: str) -> StageOutput:
     around a moving ReAlloc leave the same state as the ReAlloc alone), a
     destroy drops its heap and a process end drops the process's heaps.
     """
+    return _minimal(path, dict)
+
+
+def sorted_minimal_replay(path: str) -> StageOutput:
+    """(s) Stage (b) with a ``SortedDict`` per heap instead of a dict, and
+    nothing else: the same loop, no neighbour check, no ordering, no pairing.
+
+    Issue 7 keeps the sorted map as the source of truth for range questions
+    (overlap, interior pointers, destroy), and the overlap question is asked
+    at every allocation, so any replay keeps it current event by event.  This
+    stage is the cheapest way to do that with sortedcontainers, so its rate is
+    a ceiling for (c), (d) and (e): it shows how much of the floor (b) a
+    replay that honours that design can keep at best.
+    """
+    return _minimal(path, SortedDict)
+
+
+def _minimal(path: str, new_map: Callable[[], dict]) -> StageOutput:
+    """The loop of (b) and (s), with ``new_map()`` as each heap's block map."""
     heaps: dict[tuple[int, int], list] = {}  # (pid, heap) -> [blocks, live bytes]
     n = 0
     reader, trace_input = open_trace(path)
@@ -80,7 +101,7 @@ def minimal_replay(path: str) -> StageOutput:
             if kind == _ALLOC:
                 rec = heaps.get((ev.pid, ev.heap))
                 if rec is None:
-                    rec = heaps[(ev.pid, ev.heap)] = [{}, 0]
+                    rec = heaps[(ev.pid, ev.heap)] = [new_map(), 0]
                 blocks = rec[0]
                 rec[1] += ev.size - blocks.get(ev.address, 0)
                 blocks[ev.address] = ev.size
@@ -91,7 +112,7 @@ def minimal_replay(path: str) -> StageOutput:
             elif kind == _REALLOC:
                 rec = heaps.get((ev.pid, ev.heap))
                 if rec is None:
-                    rec = heaps[(ev.pid, ev.heap)] = [{}, 0]
+                    rec = heaps[(ev.pid, ev.heap)] = [new_map(), 0]
                 blocks = rec[0]
                 freed = blocks.pop(ev.old_address, 0)
                 rec[1] += ev.size - freed - blocks.get(ev.address, 0)
@@ -227,6 +248,7 @@ STAGES: dict[str, Stage] = {
     for s in (
         Stage("a", "decode", "decoding only", _plain(decode_only)),
         Stage("b", "minimal", "minimal replay (plain dicts)", _plain(minimal_replay)),
+        Stage("s", "minimal-sorted", "(b) with a SortedDict per heap", _plain(sorted_minimal_replay)),
         Stage("c", "replay", "heaplint Replay, no rules", _plain(heaplint_replay)),
         Stage("d", "default", "default profile (built-in rules)", lambda: prepare_rules(())),
         Stage("e", "all-rules", "built-in rules + 20 custom rules", lambda: prepare_rules(custom_rule_paths())),
@@ -238,7 +260,7 @@ STAGES: dict[str, Stage] = {
 
 def unavailable(key: str) -> str | None:
     """Why stage ``key`` cannot be measured in this build, or None."""
-    if key in ("a", "b", "c"):
+    if key in ("a", "b", "s", "c"):
         return None
     missing = rule_engine_missing()
     if missing:

@@ -173,7 +173,14 @@ class PartitionOrder:
                     yield out
                     continue
                 kind = out.kind
-                if runs or watched or kind == _REALLOC or ((kind == _ALLOC or kind == _FREE) and out.address in named):
+                if kind == _ALLOC or kind == _FREE:  # as in ``ordered``: when release() would do nothing
+                    quiet = out.address not in named and (
+                        (not runs and not watched)
+                        or (own_released <= pairer.deadline and (out.pid, out.tid) not in runs
+                            and (out.pid, out.address) not in watched))
+                else:
+                    quiet = kind != _REALLOC and not runs and not watched
+                if not quiet:
                     if runs and own_released > pairer.deadline:  # other records before it may expire runs
                         yield from self._sync(entry, last)
                     else:
@@ -185,7 +192,9 @@ class PartitionOrder:
                         flushed.clear()
                     if keep:
                         yield out
-                else:  # nothing open in pairing: other records before it cannot matter there
+                else:  # release() would do nothing: nothing open in pairing, or nothing
+                    # it touches and no expiry (the other records before it are no
+                    # later than it, so they cannot expire a run either)
                     last = entry
                     yield out
             if head >= _COMPACT_AT and head + head >= size:

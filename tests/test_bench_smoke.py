@@ -30,6 +30,7 @@ from benchmarks.stages import (  # noqa: E402
     decode_only,
     heaplint_replay,
     minimal_replay,
+    sorted_minimal_replay,
     unavailable,
 )
 
@@ -73,11 +74,12 @@ def traces(tmp_path_factory) -> dict[str, str]:
 def test_replay_stages_agree(traces, preset):
     decoded = decode_only(traces[preset])
     floor = minimal_replay(traces[preset])
+    sorted_floor = sorted_minimal_replay(traces[preset])
     replay = heaplint_replay(traces[preset])
-    assert decoded.events == floor.events == replay.events > 1000
+    assert decoded.events == floor.events == sorted_floor.events == replay.events > 1000
     assert replay.live_blocks > 0
-    assert floor.live_bytes == replay.live_bytes
-    assert floor.live_blocks == replay.live_blocks
+    assert floor.live_bytes == sorted_floor.live_bytes == replay.live_bytes
+    assert floor.live_blocks == sorted_floor.live_blocks == replay.live_blocks
 
 
 def test_high_live_set_keeps_its_blocks(traces):

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Iterator, Union
 
 from heaplint.engine.events import HeapEvent
 from heaplint.engine.readers.canonical_format import MAX_LINE_BYTES, BadRecord
+from heaplint.engine.readers.canonical_scan import KINDS as _KINDS
+from heaplint.engine.readers.canonical_scan import block
 
 # the reader's own helpers (this module is its process filter, imported by it lazily)
 from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
@@ -26,7 +28,6 @@ from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
 if TYPE_CHECKING:
     from heaplint.engine.readers.canonical import JsonlReader
 
-_KINDS = rb"(?:alloc|free|realloc|create|destroy|process_start|process_end)"
 #: the start of an event record as ``heaplint convert`` and ``synth`` write
 #: it (kind, integer time and pid first, compact separators): the fields the
 #: pid filter reads from the bytes to skip other processes' records undecoded.
@@ -40,9 +41,8 @@ _EVENT_LINE = re.compile(
     rb'(?:,"(?:tid|heap|address|size|new_address|new_size|old_address|old_size|source|stack|flags|image)"'
     rb':(?:"[^"\\]*"|\d+))*\}\r?\n?'
 )
-#: how an event record of each kind starts, up to its time
-_HEADS = {kind: b'{"kind":"%s","time":' % kind.encode()
-          for kind in ("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end")}
+#: the kinds of event records
+_EVENT_KINDS = frozenset(("alloc", "free", "realloc", "create", "destroy", "process_start", "process_end"))
 #: decompressed bytes per block
 _BLOCK = 256 * 1024
 
@@ -86,6 +86,9 @@ class _Lines:
         self.ours: dict[int, bool] = {}
         self.index = 0  # events so far
         self.version = 0  # processes seen so far
+        #: the pure-Python scan's pattern, and ``version`` when it was made
+        self.pattern: re.Pattern | None = None
+        self.pattern_version = -1
 
     def owns(self, pid: int) -> bool:
         mine = self.ours.get(pid)
@@ -121,41 +124,27 @@ class _Lines:
             return ev
         return ev.time if self.stubs else None
 
-    def own_line(self, raw: bytes, line_no: int) -> HeapEvent | None:
-        """A line that may be an event of this partition's processes: its
-        event, when it is one and starts exactly as the canonical writer
-        writes kind, time and pid (what the other partitions read from its
-        bytes); else None, and nothing done (:meth:`line` then takes it)."""
+    def own_event(self, raw: bytes, t: int, pid: int, line_no: int) -> HeapEvent | None:
+        """The event of a line that starts as the canonical writer writes an
+        event of this partition's process ``pid`` at time ``t`` (in the
+        header's unit: what the other partitions read from its bytes), when
+        decoding it says the same kind of record, time and pid; else None,
+        and nothing done (:meth:`line` then takes it)."""
         try:
-            rec = json.loads(raw.decode())
+            rec = json.loads(raw.decode())  # a JSON object: the line starts with "{"
         except (ValueError, RecursionError):
             return None
-        kind = rec.get("kind") if type(rec) is dict else None
-        start = _HEADS.get(kind) if type(kind) is str else None
-        if start is None:  # (not an event: stack and facts records change the tables when decoded)
-            return None
+        kind = rec.get("kind")
+        if type(kind) is not str or kind not in _EVENT_KINDS:  # (a repeated "kind" key)
+            return None  # stack and facts records change the tables when decoded
         try:
             ev = self.decode(rec, self.index, line_no)
         except BadRecord:
             return None
-        if self.mult != 1 or not self.ours.get(ev.pid) or not raw.startswith(b'%s%d,"pid":%d,' % (start, ev.time, ev.pid)):
+        if ev.time != t * self.mult or ev.pid != pid:
             return None
         self.index += 1
         return ev
-
-    def patterns(self) -> tuple[list[bytes], re.Pattern | None]:
-        """What the block scan searches for: the ``"pid":N,`` texts of this
-        partition's known processes (a record ending at its pid is left to
-        :meth:`line`), and a pattern matching a line that is an event of
-        another known process (None while there is none)."""
-        texts = {pid: str(pid).encode() for pid in self.ours}
-        mine = {texts[p] for p, ours in self.ours.items() if ours}
-        own = [b'"pid":' + text + b"," for text in mine]
-        others = [re.escape(texts[p]) for p, ours in self.ours.items() if not ours]
-        if not others:
-            return own, None
-        return own, re.compile(rb'\n\{"kind":"' + _KINDS + rb'","time":(\d{1,19}),"pid":(?:'
-                               + b"|".join(others) + rb")[,}]")
 
 
 def partition_events(reader: JsonlReader) -> Iterator[Union[HeapEvent, list[int]]]:
@@ -199,72 +188,8 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
                 rest = buf[1:]
                 continue
             rest = buf[end:]
-            line_no = yield from _block(lines, buf, end, line_no)
+            line_no = yield from block(lines, buf, end, line_no)
     except _COMPRESSION_ERRORS as err:
         raise _truncated(reader.path, line_no + 1, err) from err
     finally:
         reader.line = line_no
-
-
-def _block(lines: _Lines, buf: bytes, end: int, line_no: int) -> Iterator[Union[HeapEvent, list[int]]]:
-    """The lines of ``buf[1:end]`` (``buf[0]`` is a newline); returns the
-    last line number."""
-    own_line = lines.own_line
-    mult = lines.mult
-    find = buf.find
-    pos = 1
-    version = -1
-    while pos < end:
-        if version != lines.version:
-            version = lines.version
-            own, others = lines.patterns()
-            single = own[0] if len(own) == 1 else None
-            hit = -1
-            hits = [-1] * len(own)
-        # the next line that may be this partition's: one with its "pid":N,
-        if single is not None:
-            if hit < pos:
-                hit = find(single, pos, end)
-                if hit < 0:
-                    hit = end
-            nxt = hit
-        else:
-            nxt = end
-            for i, text in enumerate(own):
-                at = hits[i]
-                if at < pos:
-                    at = find(text, pos, end)
-                    hits[i] = at = end if at < 0 else at
-                if at < nxt:
-                    nxt = at
-        start = buf.rfind(b"\n", pos - 1, nxt) + 1 if nxt < end else end
-        if start > pos:  # other lines before it
-            n = buf.count(b"\n", pos, start)
-            times = others.findall(buf, pos - 1, start) if others is not None else ()
-            if len(times) != n:  # something else among them (or a process seen for the first time)
-                while pos < start and version == lines.version:
-                    stop = find(b"\n", pos) + 1
-                    line_no += 1
-                    out = lines.line(buf[pos:stop], line_no)
-                    if out is not None:
-                        yield [out] if type(out) is int else out
-                    pos = stop
-                continue
-            lines.index += n
-            line_no += n
-            yield list(map(int, times)) if mult == 1 else [int(t) * mult for t in times]
-            pos = start
-            if pos == end:
-                break
-        stop = find(b"\n", nxt) + 1
-        line_no += 1
-        raw = buf[pos:stop]
-        ev = own_line(raw, line_no)
-        if ev is None:
-            out = lines.line(raw, line_no)
-            if out is not None:
-                yield [out] if type(out) is int else out
-        else:
-            yield ev
-        pos = stop
-    return line_no
