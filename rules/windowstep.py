@@ -62,8 +62,10 @@ def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tup
         return (test, step) if test is not None else (step, _never)
     if all(_OPS[a.name] == _COUNT for a in aggs):
         nested = nested_where([terms for _, _, terms in conds.values()])
-        tests = [(w, tuple(item[0] for item in items)) for w, items in tests]
-        return _counts(ws, tests, tuple(item[0] for item in uncond), always, nested, key_of, when, on_rise), _never
+        # positions as (position in totals, position in a bucket row) pairs
+        tests = [(w, tuple((item[0], item[0] + 1) for item in items)) for w, items in tests]
+        uncond_pairs = tuple((item[0], item[0] + 1) for item in uncond)
+        return _counts(ws, tests, uncond_pairs, always, nested, key_of, when, on_rise), _never
     return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise), _never
 
 
@@ -157,7 +159,8 @@ def _single(ws: WindowState, value: Callable | None, vi: int | None, key_of: Cal
 
 def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: tuple | None, key_of: Callable,
             when: Callable, on_rise: OnRise) -> Step:
-    """Counts and rates only: a filed event adds 1 at the positions whose where holds.
+    """Counts and rates only: a filed event adds 1 at the positions whose where holds
+    (``tests``, ``uncond``: positions as ``(p, p + 1)``, in totals and in a bucket row).
     ``nested``: see :func:`nested_where` (two wheres, one extending the other)."""
     groups = ws.groups
     get = groups.get
@@ -166,7 +169,7 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
     admit = ws.admit
     sweep = ws.sweep
     zeros = [0] * ws.size
-    all_positions = range(ws.size)
+    all_positions = tuple((p, p + 1) for p in range(ws.size))
     miss = uncond if always else None  # positions taken when no where holds
     n_tests = len(tests)
     w0 = tests[0][0] if tests else None
@@ -220,8 +223,8 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
             low = b - _MAX_AGE
             while buckets and buckets[0][0] < low:
                 row = buckets.popleft()
-                for p in all_positions:
-                    totals[p] -= row[p + 1]
+                for p, q in all_positions:
+                    totals[p] -= row[q]
         if b > g.last:
             g.last = b
         if buckets and buckets[-1][0] >= b:
@@ -229,8 +232,8 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
         else:
             row = [b, *zeros]
             buckets.append(row)
-        for p in positions:
-            row[p + 1] += 1
+        for p, q in positions:
+            row[q] += 1
             totals[p] += 1
         n = ws._adds = ws._adds + 1
         if not n % SWEEP_EVERY:
