@@ -12,7 +12,8 @@ setup(
     ext_modules=[
         Extension(
             "heaplint.engine.readers._etlfast",
-            sources=["engine/readers/_etlfast.c", "engine/readers/etlfast_lzx.c", "engine/readers/etlfast_walk.c"],
+            sources=["engine/readers/_etlfast.c", "engine/readers/etlfast_lzx.c", "engine/readers/etlfast_walk.c",
+                     "engine/readers/etlfast_split.c"],
             depends=["engine/readers/etlfast_lzx.h", "engine/readers/etlfast_walk.h"],
             optional=True,
         ),

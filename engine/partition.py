@@ -91,8 +91,9 @@ class PartitionReplay(Replay):
 
     Set :attr:`index_is_position` when the reader numbers events (``index``)
     in input order, the other partitions' records included (the canonical
-    readers); otherwise every own event's position is remembered until it
-    comes out.
+    readers); otherwise the ordering stage tells each own event's position
+    as it comes out (``PartitionOrder.out_pos``, or ``marks`` for the few
+    that realloc pairing held back).
     """
 
     def __post_init__(self) -> None:
@@ -137,7 +138,14 @@ class PartitionReplay(Replay):
                 before = max((top_t, top_pos), order.foreign_top())
             yield ev
             mark = marks.pop(id(ev), None) if marks else None
-            pos = ev.index if by_index else (mark[1] if mark is not None else -1)
+            if by_index:
+                pos = ev.index
+            elif mark is not None:
+                pos = mark[1]
+            else:  # None: a record pairing held whose mark was dropped (see below)
+                pos = order.out_pos
+                if pos is None:
+                    pos = -1
             if t > top_t or (t == top_t and pos > top_pos):
                 top_t, top_pos = t, pos
             if not by_index:
@@ -149,7 +157,7 @@ class PartitionReplay(Replay):
                     for k in stale:
                         del marks[k]
             if watch:
-                if (mark is None and not by_index) or (mark is not None and mark[2]) or (t, pos) < before:
+                if pos < 0 or (mark is not None and mark[2]) or (t, pos) < before:
                     self.order_exact = False
                 proc = processes.get(ev.pid)
                 if proc is not None and id(proc) not in keys:

@@ -58,10 +58,10 @@ class PartitionOrder:
     as :func:`~heaplint.engine.replay.ordered` orders the whole trace.
 
     For the merge's process order (see :class:`heaplint.engine.partition.PartitionReplay`)
-    it tells, per own event that comes out, its input position (its index,
-    or :attr:`marks`), whether it came later than the reorder window allows
-    (:attr:`marks`), and the latest other record released before it
-    (:meth:`foreign_top`).
+    it tells, per own event that comes out, its input position (its index;
+    else :attr:`marks` when it has the event, else :attr:`out_pos`), whether
+    it came later than the reorder window allows (:attr:`marks`), and the
+    latest other record released before it (:meth:`foreign_top`).
     """
 
     def __init__(self, options: ReplayOptions, counters: ReplayCounters,
@@ -73,7 +73,7 @@ class PartitionOrder:
         self.runs: dict = self.pairer.quiet_check()[0] if self.pairer is not None else {}
         self.hold = max(options.reorder_window_ns, options.pair_window_ns if self.pairer is not None else 0)
         self.window = options.reorder_window_ns
-        #: an own event's index is its input position (else :attr:`marks` has it)
+        #: an own event's index is its input position (else :attr:`marks` or :attr:`out_pos` has it)
         self.by_index = by_index
         #: own (time, position, event) in that order from ``head`` on (as in ``ordered``)
         self.buf: list[tuple[int, int, HeapEvent]] = []
@@ -87,8 +87,12 @@ class PartitionOrder:
         #: that was not released from the buffer in order (passed through, or held by pairing)
         self.horizon: tuple = (_NEG, -1)
         #: id(event) -> (event, position, late): own events in flight that are late (older
-        #: than the reorder window when read) or, without ``by_index``, all of them
+        #: than the reorder window when read) or, without ``by_index``, held or dropped by
+        #: realloc pairing (they come out, if at all, from ``pairer.flushed``)
         self.marks: dict[int, tuple[HeapEvent, int, bool]] = {}
+        #: the input position of the own event just yielded when it came out of the
+        #: buffer in order; None while pairing's flushed records come out (:attr:`marks`)
+        self.out_pos: int | None = None
         self.newest = _NEG
         self.own_released = _NEG
         self.pos = 0  # input position of the next record
@@ -149,14 +153,10 @@ class PartitionOrder:
                                 yield item
                                 continue
                         marks[id(item)] = (item, pos, True)
-                    elif not by_index:
-                        marks[id(item)] = (item, pos, False)
                     reordered += 1
                     insort(buf, (t, pos, item), head)
                     size += 1
                 else:
-                    if not by_index:
-                        marks[id(item)] = (item, pos, False)
                     buf.append((t, pos, item))
                     size += 1
                     if t > newest:
@@ -170,6 +170,7 @@ class PartitionOrder:
                 head += 1
                 own_released, seq, out = entry
                 if pairer is None:
+                    self.out_pos = seq
                     yield out
                     continue
                 kind = out.kind
@@ -186,16 +187,21 @@ class PartitionOrder:
                     else:
                         last = entry
                     keep = release(out, seq)
+                    if not keep and not by_index and id(out) not in marks:
+                        marks[id(out)] = (out, seq, False)
                     if flushed:
                         self.horizon = entry
+                        self.out_pos = None
                         yield from flushed
                         flushed.clear()
                     if keep:
+                        self.out_pos = seq
                         yield out
                 else:  # release() would do nothing: nothing open in pairing, or nothing
                     # it touches and no expiry (the other records before it are no
                     # later than it, so they cannot expire a run either)
                     last = entry
+                    self.out_pos = seq
                     yield out
             if head >= _COMPACT_AT and head + head >= size:
                 del buf[:head]
@@ -229,6 +235,7 @@ class PartitionOrder:
             self.head += 1
             self.own_released = entry[0]
             if pairer is None:
+                self.out_pos = entry[1]
                 yield entry[2]
                 continue
             if self.runs and entry[0] > pairer.deadline:
@@ -236,11 +243,15 @@ class PartitionOrder:
             else:
                 self.synced = max(self.synced, entry)
             keep = pairer.release(entry[2], entry[1])
+            if not keep and not self.by_index and id(entry[2]) not in self.marks:
+                self.marks[id(entry[2])] = (entry[2], entry[1], False)
             if pairer.flushed:
                 self.horizon = entry
+                self.out_pos = None
                 yield from pairer.flushed
                 pairer.flushed.clear()
             if keep:
+                self.out_pos = entry[1]
                 yield entry[2]
 
     def _finish(self) -> Iterator[HeapEvent]:
@@ -248,6 +259,7 @@ class PartitionOrder:
         if self.pairer is not None:
             yield from self._sync((_INF, _TOP), self.synced)
             self.horizon = (_INF, _TOP)
+            self.out_pos = None
             yield from self.pairer.finish()
         self.dropped_max = max([self.dropped_max, *(e[2] for e in self.pending)])
         self.pending.clear()
@@ -274,6 +286,7 @@ class PartitionOrder:
                 pairer.release(stub_event(t, -1, p, 0), p)
                 if flushed:
                     self.horizon = (t, p + 1)
+                    self.out_pos = None
                     yield from flushed
                     flushed.clear()
 

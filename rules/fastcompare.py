@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from heaplint.engine.blocks import Block
 from heaplint.engine.events import HeapEvent
+from heaplint.rules import registry as R
 
 Fn = Callable[[Any], Any]
 
@@ -39,6 +40,9 @@ EVENT_ITEMS = {name: HeapEvent._fields.index(attr) for name, attr in (
 ENDED_ITEMS = {"ended_size": (Block._fields.index("size"), 0), "ended_moves": (Block._fields.index("moves"), 0),
                "ended_copied": (Block._fields.index("copied"), 0),
                "ended_stack": (Block._fields.index("stack"), None)}
+#: the ``ended`` field's getter (``ctx.ended is not None``): an and-chain that
+#: starts with it tests it inline (see :func:`ended_and`)
+ENDED_GETTER = R.FIELDS["ended"].getter(R.EVENT)
 _TIME = HeapEvent._fields.index("time")
 _BLOCK_TIME = Block._fields.index("time")
 
@@ -135,3 +139,16 @@ def _lifetime(op, sym: str, v: Any) -> Fn:
     if sym == ">=":
         return lambda c: ((c.ev[t] - e[bt]) if (e := c.ended) is not None else 0) >= v
     return lambda c: op((c.ev[t] - e[bt]) if (e := c.ended) is not None else 0, v)
+
+
+def ended_and(rest: tuple) -> Fn:
+    """``ended and rest[0] and ...`` (1 to 3 more terms) with ``ended`` read
+    inline: the guard most rules about frees start with."""
+    if len(rest) == 1:
+        (f1,) = rest
+        return lambda c: c.ended is not None and f1(c)
+    if len(rest) == 2:
+        f1, f2 = rest
+        return lambda c: c.ended is not None and f1(c) and f2(c)
+    f1, f2, f3 = rest
+    return lambda c: c.ended is not None and f1(c) and f2(c) and f3(c)

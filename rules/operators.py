@@ -14,7 +14,7 @@ from lark import Tree
 from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
-from heaplint.rules.fastcompare import compare_const
+from heaplint.rules.fastcompare import ENDED_GETTER, compare_const, ended_and
 from heaplint.rules.globs import compile_glob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,6 +170,8 @@ def chain_fn(word: str, terms: tuple):
     """One closure for ``terms[0] and terms[1] and ...`` (or ``or``), 1 to 4 terms."""
     if len(terms) == 1:
         return terms[0]
+    if word == "and" and terms[0] is ENDED_GETTER:
+        return ended_and(terms[1:])
     if len(terms) == 2:
         f0, f1 = terms
         return (lambda c: f0(c) and f1(c)) if word == "and" else (lambda c: f0(c) or f1(c))

@@ -83,10 +83,12 @@ class RuleRun:
                 ws = WindowState(rule.aggs, rule.grouping.over, rule.spec.max_groups)
                 self.windows.append((rule, ws))
                 key_of = _key_of(rule.by, rule.by_getters)
+                items = tuple(EVENT_ITEMS.get(name) for name in rule.by)
+                key_items = items if items and None not in items else None
                 on_rise = self._window_rise(rule)
                 for k in _kinds(rule.kinds):
                     when, aggs = rule.for_kind(k)
-                    pair = ws.make_step(aggs, key_of, when.fn, on_rise)
+                    pair = ws.make_step(aggs, key_of, when.fn, on_rise, key_items)
                     if pair is not None:
                         plan[k].append(pair)
                         reads_ended[k] |= rule.reads_ended

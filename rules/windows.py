@@ -129,15 +129,17 @@ class WindowState:
 
     # --- the per-event closure -----------------------------------------------------------
     def make_step(self, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
-                  on_rise: Callable[[Any, Group, tuple], None]) -> tuple[Callable, Callable] | None:
+                  on_rise: Callable[[Any, Group, tuple], None], key_items: tuple | None = None
+                  ) -> tuple[Callable, Callable] | None:
         """The closures that file one event (of a kind for which ``aggs`` were
         compiled: same positions as the rule's, ``where`` possibly folded),
         set ``ctx.win`` to the group's totals, evaluate ``when`` and call
         ``on_rise(ctx, group, key)`` when it turns true: a ``(predicate,
-        action)`` pair for the runtime's plan (see windowstep.build_step)."""
+        action)`` pair for the runtime's plan (see windowstep.build_step;
+        ``key_items``: the event items of a key ``(pid, ev[i], ...)``)."""
         from heaplint.rules.windowstep import build_step
 
-        return build_step(self, aggs, key_of, when, on_rise)
+        return build_step(self, aggs, key_of, when, on_rise, key_items)
 
 
 def set_rate(aggs: Sequence[Any], over: int) -> None:

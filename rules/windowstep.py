@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from heaplint.rules import registry as R
-from heaplint.rules.fastcompare import EVENT_ITEMS
+from heaplint.engine.events import HeapEvent
+from heaplint.rules.fastcompare import ENDED_GETTER, EVENT_ITEMS
 from heaplint.rules.operators import chain_fn
 from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, Group, WindowState, set_rate
 
@@ -25,16 +26,19 @@ _OPS = {"count": _COUNT, "rate": _COUNT, "sum": _SUM, "avg": _AVG, "min": _MIN, 
 
 Step = Callable[[Any], bool]
 #: registry getters that read one item of the HeapEvent, by that item
+_PID = HeapEvent._fields.index("pid")
 _GETTER_ITEMS = {R.FIELDS[name].getters[R.EVENT]: i for name, i in EVENT_ITEMS.items()}
 OnRise = Callable[[Any, Group, tuple], None]
 
 
 def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
-               on_rise: OnRise) -> tuple[Callable[[Any], Any], Step] | None:
+               on_rise: OnRise, key_items: tuple | None = None) -> tuple[Callable[[Any], Any], Step] | None:
     """The ``(predicate, action)`` pair of the runtime's plan for events of
     one kind: ``(where, step)`` for one aggregate with a where, otherwise
     ``(step, never)`` (a step returns None).  None when no event of that kind can be filed (every ``where``
-    is false for it)."""
+    is false for it).  ``key_items``: when the group key is ``(pid, ev[i])`` or
+    ``(pid, ev[i], ev[j])``, ``(i,)`` or ``(i, j)``: the steps build it without calling ``key_of``."""
+    key_of = _inline_key(key_of, key_items)
     set_rate(aggs, ws.over)
     always = ws.file_all  # no where at all: every event is filed
     uncond: list[tuple] = []  # aggregates that take every filed event
@@ -58,9 +62,18 @@ def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tup
         return (test, step) if test is not None else (step, _never)
     if all(_OPS[a.name] == _COUNT for a in aggs):
         nested = nested_where([terms for _, _, terms in conds.values()])
-        tests = [(w, tuple(item[0] for item in items)) for w, items in tests]
-        return _counts(ws, tests, tuple(item[0] for item in uncond), always, nested, key_of, when, on_rise), _never
+        # positions as (position in totals, position in a bucket row) pairs
+        tests = [(w, tuple((item[0], item[0] + 1) for item in items)) for w, items in tests]
+        uncond_pairs = tuple((item[0], item[0] + 1) for item in uncond)
+        return _counts(ws, tests, uncond_pairs, always, nested, key_of, when, on_rise), _never
     return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise), _never
+
+
+def _inline_key(key_of: Callable, key_items: tuple | None) -> Any:
+    """``key_of``, or ``(i, j)`` (``j`` None for one item) for a key the steps build inline."""
+    if key_items is None or len(key_items) > 2:
+        return key_of
+    return (key_items[0], key_items[1] if len(key_items) > 1 else None)
 
 
 def _item_of(value: Callable | None) -> int | None:
@@ -93,13 +106,19 @@ def _single(ws: WindowState, value: Callable | None, vi: int | None, key_of: Cal
     ``vi``: the sum's value is item ``vi`` of the event (read without a call)."""
     groups = ws.groups
     get = groups.get
+    k1, k2 = key_of if isinstance(key_of, tuple) else (None, None)
     width = ws.width
     admit = ws.admit
     sweep = ws.sweep
 
     def step(c: Any) -> None:
         b = c.ev.time // width
-        key = key_of(c)
+        if k1 is None:
+            key = key_of(c)
+        elif k2 is None:
+            key = ((ev := c.ev)[_PID], ev[k1])
+        else:
+            key = ((ev := c.ev)[_PID], ev[k1], ev[k2])
         g = get(key)
         if g is None or g.last < b - _MAX_AGE:
             g = admit(key, b, g)
@@ -140,15 +159,17 @@ def _single(ws: WindowState, value: Callable | None, vi: int | None, key_of: Cal
 
 def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: tuple | None, key_of: Callable,
             when: Callable, on_rise: OnRise) -> Step:
-    """Counts and rates only: a filed event adds 1 at the positions whose where holds.
+    """Counts and rates only: a filed event adds 1 at the positions whose where holds
+    (``tests``, ``uncond``: positions as ``(p, p + 1)``, in totals and in a bucket row).
     ``nested``: see :func:`nested_where` (two wheres, one extending the other)."""
     groups = ws.groups
     get = groups.get
+    k1, k2 = key_of if isinstance(key_of, tuple) else (None, None)
     width = ws.width
     admit = ws.admit
     sweep = ws.sweep
     zeros = [0] * ws.size
-    all_positions = range(ws.size)
+    all_positions = tuple((p, p + 1) for p in range(ws.size))
     miss = uncond if always else None  # positions taken when no where holds
     n_tests = len(tests)
     w0 = tests[0][0] if tests else None
@@ -167,10 +188,12 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
     if nested is not None:
         outer, rest = nested
         w_outer, outer_only = tests[outer][0], table[1 << outer]
-        n_tests = -1
+        n_tests = -2 if w_outer is ENDED_GETTER else -1
 
     def step(c: Any) -> None:
-        if n_tests == -1:  # the inner where holds when the outer one and `rest` do
+        if n_tests == -2:  # as -1, the outer where being `ended`, read inline
+            positions = (table[3] if rest(c) else outer_only) if c.ended is not None else miss
+        elif n_tests == -1:  # the inner where holds when the outer one and `rest` do
             positions = (table[3] if rest(c) else outer_only) if w_outer(c) else miss
         elif n_tests == 1:
             positions = table[1] if w0(c) else miss
@@ -183,7 +206,12 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
         if positions is None:
             return
         b = c.ev.time // width
-        key = key_of(c)
+        if k1 is None:
+            key = key_of(c)
+        elif k2 is None:
+            key = ((ev := c.ev)[_PID], ev[k1])
+        else:
+            key = ((ev := c.ev)[_PID], ev[k1], ev[k2])
         g = get(key)
         if g is None or g.last < b - _MAX_AGE:
             g = admit(key, b, g)
@@ -195,8 +223,8 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
             low = b - _MAX_AGE
             while buckets and buckets[0][0] < low:
                 row = buckets.popleft()
-                for p in all_positions:
-                    totals[p] -= row[p + 1]
+                for p, q in all_positions:
+                    totals[p] -= row[q]
         if b > g.last:
             g.last = b
         if buckets and buckets[-1][0] >= b:
@@ -204,8 +232,8 @@ def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: t
         else:
             row = [b, *zeros]
             buckets.append(row)
-        for p in positions:
-            row[p + 1] += 1
+        for p, q in positions:
+            row[q] += 1
             totals[p] += 1
         n = ws._adds = ws._adds + 1
         if not n % SWEEP_EVERY:
@@ -225,6 +253,7 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
              on_rise: OnRise) -> Step:
     groups = ws.groups
     get = groups.get
+    k1, k2 = key_of if isinstance(key_of, tuple) else (None, None)
     width = ws.width
     admit = ws.admit
     sweep = ws.sweep
@@ -243,7 +272,12 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
         else:
             hit = static_hit
         b = c.ev.time // width
-        key = key_of(c)
+        if k1 is None:
+            key = key_of(c)
+        elif k2 is None:
+            key = ((ev := c.ev)[_PID], ev[k1])
+        else:
+            key = ((ev := c.ev)[_PID], ev[k1], ev[k2])
         g = get(key)
         if g is None or g.last < b - _MAX_AGE:
             g = admit(key, b, g)

@@ -108,7 +108,9 @@ def test_site_key_is_pid_and_site(ended, stack, size, pid):
 
 
 NESTED_WHERES = ["moving", "moving and size >= 100", "size >= 100", "size >= 100 and size < 500",
-                 "size >= 100 and size < 500 and moving", "kind == alloc", "kind == alloc and size < 300"]
+                 "size >= 100 and size < 500 and moving", "kind == alloc", "kind == alloc and size < 300",
+                 "ended", "ended and lifetime <= 1000ns", "kind == free and ended",
+                 "kind == free and ended and ended_size >= 100"]
 
 
 def test_nested_where_is_found_for_a_where_extending_another(tmp_path):
@@ -126,8 +128,9 @@ def test_nested_where_is_found_for_a_where_extending_another(tmp_path):
 @given(st.lists(st.tuples(st.sampled_from(["count", "rate"]), st.sampled_from(NESTED_WHERES)), min_size=2, max_size=3,
                 unique=True),
        st.lists(st.tuples(st.integers(0, 3 * MS), st.sampled_from([2, 3, 4]), st.integers(0, 1000),
-                          st.integers(0, 1)), min_size=1, max_size=60))
-def test_nested_where_counts_match_a_list_model(tmp_path_factory, aggs, items):
+                          st.integers(0, 1), block_st), min_size=1, max_size=60),
+       st.booleans())
+def test_nested_where_counts_match_a_list_model(tmp_path_factory, aggs, items, inline_key):
     """Counts and rates whose wheres extend one another (the nested-where
     step) leave the same totals as a list of every filed event."""
     tmp = tmp_path_factory.mktemp("n")
@@ -141,14 +144,16 @@ def test_nested_where_counts_match_a_list_model(tmp_path_factory, aggs, items):
         k_aggs = rule.for_kind(k)[1]
         readers = [window_reader(a) for a in k_aggs]
         steps[k] = ws.make_step(k_aggs, lambda c: (c.ev.pid, c.ev.heap),
-                                lambda c, r=readers: seen.append([f(c) for f in r]), lambda c, g, key: None)
+                                lambda c, r=readers: seen.append([f(c) for f in r]), lambda c, g, key: None,
+                                key_items=(HeapEvent._fields.index("heap"),) if inline_key else None)
     wheres = {w: compile_expr(w).fn for _, w in aggs}
     filed: dict[int, list] = {}
     c = Ctx(None, TraceInfo("t", "x"))  # type: ignore[arg-type]
     width = max(1, MS // BUCKETS)
-    for i, (t, kind, size, heap) in enumerate(sorted(items)):
+    for i, (t, kind, size, heap, ended) in enumerate(sorted(items, key=lambda item: item[:4])):
         c.ev = HeapEvent(kind, t, 1, heap=heap, address=0x1000 + i, old_address=0x1000 + i * (i % 2), size=size,
                          index=i)
+        c.ended = ended if kind != 2 else None
         hits = [bool(wheres[w](c)) for _, w in aggs]
         before = len(seen)
         if steps[kind] is not None:
@@ -188,3 +193,21 @@ def test_heap_label_getter_is_the_event_heap_label(records):
 
     replay.run(iter(events), hook)
     assert len(checked) == len(events)
+
+
+ENDED_TERMS = ["lifetime <= 2000ns", "ended_size >= 100B", "size > 50", "moving", "ended_moves < 3",
+               "ended_stack == stack"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(ENDED_TERMS), min_size=1, max_size=3), block_st, st.integers(0, 3000),
+       st.integers(0, 200), st.none() | st.integers(0, 9), st.sampled_from([2, 3, 4]))
+def test_ended_first_chains_agree_with_the_general_chain(terms, ended, time, size, stack, kind):
+    """``ended and A and ...`` reads ended inline (fastcompare.ended_and): the
+    same value as the chain with ``ended`` as an ordinary operand."""
+    c = _ctx(ended, time, stack=stack, size=size)
+    c.ev = c.ev._replace(kind=kind, old_address=0x1000 + 16 * (size % 2))
+    fast = compile_expr(" and ".join(["ended", *terms]))
+    slow = compile_expr(" and ".join(["not (not ended)", *terms]))
+    assert fast.fn(c) == slow.fn(c)
+    assert fast.fn is not slow.fn

@@ -64,8 +64,8 @@ aggs_st = st.lists(st.tuples(st.sampled_from(AGGS), st.sampled_from(WHERES)), mi
 
 
 @settings(max_examples=150, deadline=None)
-@given(aggs_st, events_st, st.booleans())
-def test_window_aggregates_match_a_list_model(tmp_path_factory, aggs, items, specialised):
+@given(aggs_st, events_st, st.booleans(), st.booleans())
+def test_window_aggregates_match_a_list_model(tmp_path_factory, aggs, items, specialised, inline_key):
     tmp = tmp_path_factory.mktemp("w")
     body = " + ".join(_agg_text(n, w) for n, w in aggs)
     rs = load(tmp, f"id: W010\nname: w\nwhen: {body} over 1ms by heap >= 0\n")
@@ -77,7 +77,8 @@ def test_window_aggregates_match_a_list_model(tmp_path_factory, aggs, items, spe
         k_aggs = rule.for_kind(k)[1] if specialised else rule.aggs
         readers = [window_reader(a) for a in k_aggs]
         steps[k] = ws.make_step(k_aggs, lambda c: (c.ev.pid, c.ev.heap), lambda c, r=readers: seen.append(
-            [f(c) for f in r]), lambda c, g, key: None)
+            [f(c) for f in r]), lambda c, g, key: None,
+            key_items=(HeapEvent._fields.index("heap"),) if inline_key else None)  # the key built in the step
     wheres = {w: (compile_expr(w).fn if w else None) for _, w in aggs}
     any_where = any(w is not None for _, w in aggs)
     filed: dict[int, list] = {}

@@ -8,7 +8,10 @@
  *       raises ValueError on malformed input.
  *   Decoder(event_type, origin, num, den, raw_stacks, kinds, heap_guid)
  *       .walk(data, pos, out, index): the common records of one buffer
- *       (etlfast_walk.c; EtlReader._decode in Python).
+ *       (etlfast_walk.c; EtlReader._decode in Python);
+ *       .partition(ours) and .split(items, pids, stubs): a --jobs
+ *       partition's process filter (light events of the other partitions'
+ *       heap records in walk(); etlfast_split.c; etl_partition.py in Python).
  *
  * walk() decodes records from `pos` on and appends their events to the list
  * `out`, for as long as each record is one it takes: a heap block record
@@ -35,7 +38,7 @@
 #include "etlfast_walk.h"
 
 /* Bumped when walk()/Decoder change; etl.py ignores a stale build. */
-#define ETLFAST_API 2
+#define ETLFAST_API 3
 
 /* ---------------------------------------------------------------- decompress */
 
@@ -86,6 +89,30 @@ static PyObject *Decoder_walk(Decoder *d, PyObject *const *args, Py_ssize_t narg
     return Py_BuildValue("nn", pos, index);
 }
 
+/* partition(ours): decode heap records of pids that the dict `ours` maps to
+ * False as light events (a --jobs partition's reader; see etl_partition.py). */
+static PyObject *Decoder_partition(Decoder *d, PyObject *ours)
+{
+    if (!PyDict_Check(ours)) {
+        PyErr_SetString(PyExc_TypeError, "partition(ours: dict)");
+        return NULL;
+    }
+    Py_XSETREF(d->ours, Py_NewRef(ours));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Decoder_split(Decoder *d, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "split(items: list, pids, stubs: bool)");
+        return NULL;
+    }
+    int stubs = PyObject_IsTrue(args[2]);
+    if (stubs < 0)
+        return NULL;
+    return split_items(d, args[0], args[1], stubs);
+}
+
 /* Decoder(event_type, origin, num, den, raw_stacks, kinds, heap_guid): `kinds`
  * holds the Kind values of heap opcodes 32..36.  OverflowError when the clock does not
  * fit int64 arithmetic (the reader then stays with pure Python). */
@@ -118,6 +145,13 @@ static PyObject *Decoder_new(PyTypeObject *type, PyObject *args, PyObject *Py_UN
     for (int i = 0; i < OP_COUNT; i++)
         d->kinds[i] = Py_NewRef(PyTuple_GET_ITEM(kinds, i));
     memcpy(d->heap_guid, guid, 16);
+    d->ours = NULL;
+    d->zero = PyLong_FromLong(0);
+    d->light_line = PyLong_FromLong(-1);
+    if (d->zero == NULL || d->light_line == NULL) {
+        Py_DECREF(d);
+        return NULL;
+    }
     d->origin = origin;
     d->num = num;
     d->den = den;
@@ -130,6 +164,9 @@ static void Decoder_dealloc(Decoder *d)
     Py_XDECREF(d->raw_stacks);
     for (int i = 0; i < OP_COUNT; i++)
         Py_XDECREF(d->kinds[i]);
+    Py_XDECREF(d->ours);
+    Py_XDECREF(d->zero);
+    Py_XDECREF(d->light_line);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 
@@ -173,6 +210,10 @@ static PyMethodDef Decoder_methods[] = {
     {"walk", (PyCFunction)(void (*)(void))Decoder_walk, METH_FASTCALL,
      "walk(data, pos, out, index) -> (pos, index): decode records until one it does not take"},
     {"counts", (PyCFunction)Decoder_counts, METH_NOARGS, "counts() -> (heap records, StackWalk records) taken"},
+    {"partition", (PyCFunction)Decoder_partition, METH_O,
+     "partition(ours): heap records of pids ours maps to False become light events"},
+    {"split", (PyCFunction)(void (*)(void))Decoder_split, METH_FASTCALL,
+     "split(items, pids, stubs) -> list: this partition's events and runs of the others' times"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -91,6 +91,7 @@ class EtlReader(TraceReader):
 
     name = "etl"
     description = "Windows ETW trace log (.etl), plain or compressed buffers"
+    filters_pids = True  # etl_partition.py
 
     def __init__(self, stream: BinaryIO, path: str, options: ReaderOptions | None = None) -> None:
         super().__init__(stream, path, options)
@@ -117,6 +118,8 @@ class EtlReader(TraceReader):
         self._keys = KeyedStackQueue(self.resolver)
         self._native = None  # the C decoder, when the accelerator is in use
         self._walk: Callable | None = None
+        #: pid -> whether it is in ``options.pids`` (asked once per process, see etl_partition.py)
+        self._ours: dict[int, bool] = {}
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -135,7 +138,11 @@ class EtlReader(TraceReader):
     def events(self) -> Iterator[HeapEvent]:
         # the generator below yields one list per merge round; chain flattens
         # them in C, which saves a generator resume per event
-        return chain.from_iterable(self._rounds())
+        if self.options.pids is None:
+            return chain.from_iterable(self._rounds())
+        from heaplint.engine.readers.etl_partition import partition_rounds
+
+        return chain.from_iterable(partition_rounds(self, self._rounds()))
 
     def _rounds(self) -> Iterator[list]:
         """Yield the events of every stream in time order, a list per round.
@@ -217,6 +224,8 @@ class EtlReader(TraceReader):
             )
         except OverflowError:
             return None  # a clock whose arithmetic leaves int64: Python's ints do it
+        if self.options.pids is not None:
+            self._native.partition(self._ours)  # other processes' heap records as light events
         return self._native.walk
 
     def _scan(self, fh: BinaryIO, size: int) -> Iterator:

@@ -18,7 +18,7 @@ import os
 from types import ModuleType
 
 #: the C module's API version this code expects (``_etlfast.API``)
-API = 2
+API = 3
 
 
 def _load() -> tuple[ModuleType | None, str]:

@@ -70,6 +70,10 @@ static PyObject *cached_int(int_cache *c, uint64_t value)
 
 typedef struct {
     int_cache pid, tid, heap;
+    /* the last pid looked up in Decoder.ours, and whether it is another partition's */
+    int foreign_known;
+    uint32_t foreign_pid;
+    int foreign;
 } walk_caches;
 
 static void clear_caches(walk_caches *c)
@@ -137,6 +141,57 @@ static PyObject *make_event(PyTypeObject *type, PyObject **items)
 #endif
 }
 
+/* Whether heap records of `pid` become light events: the reader of a --jobs
+ * partition has mapped the pid to False in d->ours.  1, 0, or -1 on error. */
+static int foreign_pid(Decoder *d, walk_caches *c, uint32_t pid)
+{
+    if (d->ours == NULL)
+        return 0;
+    if (c->foreign_known && c->foreign_pid == pid)
+        return c->foreign;
+    PyObject *key = cached_int(&c->pid, pid);
+    if (key == NULL)
+        return -1;
+    PyObject *verdict = PyDict_GetItemWithError(d->ours, key); /* borrowed; an int key runs no Python code */
+    Py_DECREF(key);
+    if (verdict == NULL && PyErr_Occurred())
+        return -1;
+    c->foreign_known = 1;
+    c->foreign_pid = pid;
+    c->foreign = verdict == Py_False;
+    return c->foreign;
+}
+
+int is_light(const Decoder *d, PyObject *event)
+{
+    return PyTuple_Check(event) && PyTuple_GET_SIZE(event) == EVENT_FIELDS &&
+           PyTuple_GET_ITEM(event, F_LINE) == d->light_line;
+}
+
+/* A light event: another partition's heap record, of which the partition
+ * needs only the time (and kind, pid and tid, to attach its stack records
+ * as a whole reading does); the other fields are shared zeros and None. */
+static PyObject *light_event(Decoder *d, walk_caches *c, int op, int64_t t, uint32_t pid, uint32_t tid)
+{
+    PyObject *items[EVENT_FIELDS];
+    items[F_KIND] = Py_NewRef(d->kinds[op]);
+    items[F_TIME] = PyLong_FromLongLong(t);
+    items[F_PID] = cached_int(&c->pid, pid);
+    items[F_TID] = cached_int(&c->tid, tid);
+    items[F_HEAP] = Py_NewRef(d->zero);
+    items[F_ADDRESS] = Py_NewRef(d->zero);
+    items[F_SIZE] = Py_NewRef(d->zero);
+    items[F_OLD_ADDRESS] = Py_NewRef(d->zero);
+    items[F_OLD_SIZE] = Py_NewRef(Py_None);
+    items[F_SOURCE] = Py_NewRef(d->zero);
+    items[F_STACK] = Py_NewRef(Py_None);
+    items[F_FLAGS] = Py_NewRef(d->zero);
+    items[F_IMAGE] = Py_NewRef(Py_None);
+    items[F_INDEX] = Py_NewRef(d->zero);
+    items[F_LINE] = Py_NewRef(d->light_line);
+    return make_event(d->event_type, items);
+}
+
 /* pointer-sized payload fields of each heap opcode, and whether a 32-bit
  * field (Flags for create, Source otherwise) follows them */
 static const int heap_pointers[OP_COUNT] = {1, 3, 5, 1, 2};
@@ -161,6 +216,18 @@ static int take_heap(Decoder *d, walk_caches *c, const uint8_t *rec, Py_ssize_t 
     int64_t t;
     if (!time_ns(d, (int64_t)get_u64(rec + 16), &t))
         return HAND_BACK;
+    int foreign = foreign_pid(d, c, get_u32(rec + 12));
+    if (foreign < 0)
+        return -1;
+    if (foreign) {
+        PyObject *light = light_event(d, c, op, t, get_u32(rec + 12), get_u32(rec + 8));
+        int failed = light == NULL || PyList_Append(out, light) < 0;
+        Py_XDECREF(light);
+        if (failed)
+            return -1;
+        d->heap_counts[ht][op]++;
+        return TAKEN_EVENT;
+    }
 
     PyObject *items[EVENT_FIELDS];
     items[F_KIND] = Py_NewRef(d->kinds[op]);
@@ -240,6 +307,10 @@ static int take_stack(Decoder *d, const uint8_t *rec, Py_ssize_t avail, uint32_t
     Py_DECREF(key);
     if (sid == NULL)
         return PyErr_Occurred() ? -1 : HAND_BACK; /* new frames: Python resolves them */
+    if (is_light(d, last)) { /* another partition's event: its stack is never looked at */
+        d->counts[ht]++;
+        return TAKEN_STACK;
+    }
     PyObject *items[EVENT_FIELDS];
     for (int i = 0; i < EVENT_FIELDS; i++)
         items[i] = Py_NewRef(PyTuple_GET_ITEM(last, i));
@@ -316,7 +387,7 @@ static int take_record(Decoder *d, walk_caches *c, const uint8_t *data, Py_ssize
 /* Walk data[*pos:end] (see etlfast_walk.h). */
 int walk_buffer(Decoder *d, const uint8_t *data, Py_ssize_t end, PyObject *out, Py_ssize_t *pos, Py_ssize_t *index)
 {
-    walk_caches caches = {{0, NULL}, {0, NULL}, {0, NULL}};
+    walk_caches caches = {{0, NULL}, {0, NULL}, {0, NULL}, 0, 0, 0};
     int taken = TAKEN_EVENT;
     while (end - *pos >= 8) {
         uint32_t size;

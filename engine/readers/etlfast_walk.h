@@ -23,11 +23,24 @@ typedef struct {
     uint64_t counts[256];      /* other records taken, by header type */
     uint64_t messages;         /* WPP messages skipped */
     uint64_t other_provider;   /* classic / EVENT_HEADER records of other providers skipped */
+    /* --jobs partitions (Decoder.partition): pid -> whether it is this
+     * partition's; a heap record of a pid mapped to False becomes a light
+     * event (see take_heap).  NULL: every record is decoded in full. */
+    PyObject *ours;
+    PyObject *zero;       /* the int 0, for the fields of light events */
+    PyObject *light_line; /* the `line` of light events (-1; real events have 0) */
 } Decoder;
 
 /* Decode the records of data[*pos:end] into `out` until the first one the
  * walk does not take; *pos and *index (the next event index) advance past
  * what was taken.  Returns 0, or -1 with a Python error set. */
 int walk_buffer(Decoder *d, const uint8_t *data, Py_ssize_t end, PyObject *out, Py_ssize_t *pos, Py_ssize_t *index);
+
+/* Whether `event` is a light event of another partition's process. */
+int is_light(const Decoder *d, PyObject *event);
+
+/* Decoder.split (etlfast_split.c): `items` (a list of events) as this
+ * partition's events and runs of the others' times (dropped unless `stubs`). */
+PyObject *split_items(Decoder *d, PyObject *items, PyObject *pids, int stubs);
 
 #endif
