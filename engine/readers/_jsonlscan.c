@@ -101,6 +101,15 @@ flush(PyObject *items, PyObject **run)
     return err;
 }
 
+#define CACHE 4
+
+static void
+release(PyObject **cached)
+{
+    for (int i = 0; i < CACHE; i++)
+        Py_CLEAR(cached[i]);
+}
+
 static PyObject *
 scan(PyObject *self, PyObject *args)
 {
@@ -116,9 +125,12 @@ scan(PyObject *self, PyObject *args)
         return NULL;
     }
     PyObject *items = PyList_New(0), *run = NULL;
-    PyObject *last_pid = NULL; /* the pid looked up last, and its owner */
-    unsigned long long last_value = 0;
-    int last_owner = 0;
+    /* the last CACHE pids looked up (as ints and objects) and their owners:
+     * lines of a few busy processes alternate, and a dict lookup needs an
+     * int object */
+    PyObject *cached[CACHE] = {NULL};
+    unsigned long long values[CACHE] = {0};
+    int owned[CACHE] = {0}, next = 0, slot = 0;
     if (items == NULL)
         goto error;
     while (pos < end - 1) {
@@ -128,28 +140,27 @@ scan(PyObject *self, PyObject *args)
         char after;
         if (!head(line, nl, &t, &pid, &after))
             break;
-        if (last_pid == NULL || pid != last_value) {
+        for (slot = 0; slot < CACHE && (cached[slot] == NULL || values[slot] != pid); slot++)
+            ;
+        if (slot == CACHE) {
             PyObject *key = PyLong_FromUnsignedLongLong(pid);
             if (key == NULL)
                 goto error;
             PyObject *owner = PyDict_GetItemWithError(owners, key);
-            Py_DECREF(key);
-            if (owner == NULL) {
+            int yes = owner != NULL ? PyObject_IsTrue(owner) : -1;
+            if (yes < 0) {
+                Py_DECREF(key);
                 if (PyErr_Occurred())
                     goto error;
                 break; /* a process seen for the first time */
             }
-            int yes = PyObject_IsTrue(owner);
-            if (yes < 0)
-                goto error;
-            Py_XDECREF(last_pid);
-            last_pid = PyLong_FromUnsignedLongLong(pid);
-            if (last_pid == NULL)
-                goto error;
-            last_value = pid;
-            last_owner = yes;
+            slot = next;
+            next = (next + 1) % CACHE;
+            Py_XSETREF(cached[slot], key);
+            values[slot] = pid;
+            owned[slot] = yes;
         }
-        if (!last_owner) {
+        if (!owned[slot]) {
             if (run == NULL && (run = PyList_New(0)) == NULL)
                 goto error;
             PyObject *value = PyLong_FromUnsignedLongLong(t);
@@ -164,7 +175,7 @@ scan(PyObject *self, PyObject *args)
             if (flush(items, &run) < 0)
                 goto error;
             Py_ssize_t stop = nl - buf;
-            PyObject *own = Py_BuildValue("(y#KOn)", line, (Py_ssize_t)(nl + 1 - line), t, last_pid, stop);
+            PyObject *own = Py_BuildValue("(y#KOn)", line, (Py_ssize_t)(nl + 1 - line), t, cached[slot], stop);
             if (own == NULL || PyList_Append(items, own) < 0) {
                 Py_XDECREF(own);
                 goto error;
@@ -175,13 +186,13 @@ scan(PyObject *self, PyObject *args)
     }
     if (flush(items, &run) < 0)
         goto error;
-    Py_XDECREF(last_pid);
+    release(cached);
     PyBuffer_Release(&view);
     return Py_BuildValue("(Nn)", items, pos);
 error:
     Py_XDECREF(items);
     Py_XDECREF(run);
-    Py_XDECREF(last_pid);
+    release(cached);
     PyBuffer_Release(&view);
     return NULL;
 }
