@@ -172,3 +172,13 @@ def test_records_json_reads_otherwise_are_left_to_their_owner(tmp_path, impl):
     path = write_lines(tmp_path / "t.jsonl", body)
     assert read_items(path, frozenset({1}))[1] is False
     assert json.loads(EDGES[8])["time"] == 9
+
+
+def test_pids_of_twenty_digits_go_line_by_line_in_both_scans(tmp_path, impl):
+    """Found by hypothesis: a known 20-digit pid was claimed by the regex
+    scan but not by the C scan (same records, different runs)."""
+    big = EDGES[3]
+    body = [big, record("free", 0, 1, heap="0x10", address="0x1"), big, record("free", 0, 1, heap="0x10", address="0x1")]
+    path = write_lines(tmp_path / "t.jsonl", body)
+    items, _ = read_items(path, frozenset())
+    assert items == [[5], [0], [5], [0]]

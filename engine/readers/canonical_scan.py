@@ -122,9 +122,11 @@ def pattern(lines: _Lines) -> re.Pattern:
     process's event (its time text; the match ends after the pid, the search
     skips the rest of the line), 3. anything else (the line)."""
     if lines.pattern_version != lines.version or lines.pattern is None:
-        texts = {pid: re.escape(str(pid).encode()) for pid in lines.ours}
-        mine = b"|".join(texts[p] for p, ours in lines.ours.items() if ours) or rb"(?!)"
-        others = b"|".join(texts[p] for p, ours in lines.ours.items() if not ours) or rb"(?!)"
+        # (pids of up to 19 digits, as the C scan and _EVENT_HEAD read them;
+        # longer ones go line by line)
+        texts = {pid: str(pid).encode() for pid in lines.ours}
+        mine = b"|".join(t for p, t in texts.items() if lines.ours[p] and len(t) <= 19) or rb"(?!)"
+        others = b"|".join(t for p, t in texts.items() if not lines.ours[p] and len(t) <= 19) or rb"(?!)"
         lines.pattern = re.compile(
             rb'\n(?:(\{"kind":"' + KINDS + rb'","time":(\d{1,19}),"pid":(' + mine + rb'),.*)'
             rb'|\{"kind":"' + KINDS + rb'","time":(\d{1,19}),"pid":(?:' + others + rb")[,}]"
