@@ -92,8 +92,8 @@ class PartitionReplay(Replay):
     Set :attr:`index_is_position` when the reader numbers events (``index``)
     in input order, the other partitions' records included (the canonical
     readers); otherwise the ordering stage tells each own event's position
-    as it comes out (``PartitionOrder.out_pos``, or ``marks`` for the few
-    that realloc pairing held back).
+    as it comes out (``PartitionOrder.top``, or ``marks`` for the few that
+    were late or that realloc pairing held back).
     """
 
     def __post_init__(self) -> None:
@@ -125,45 +125,33 @@ class PartitionReplay(Replay):
         marks = order.marks
         keys = self._keys
         by_index = self.index_is_position
-        top_t = -(1 << 63)  # (time, position) of the latest own event out so far
-        top_pos = -1
-        count = 0
         for ev in order.events(items):
-            t = ev.time
             # only a process's first event and process records change the
             # process lists; look at them after the event was applied
-            watch = ev.kind >= _PROCESS_START or ev.pid not in processes
-            if watch:
-                done = len(finished)
-                before = max((top_t, top_pos), order.foreign_top())
-            yield ev
+            if ev.kind < _PROCESS_START and ev.pid in processes:
+                yield ev
+                continue
+            t = ev.time
+            done = len(finished)
             mark = marks.pop(id(ev), None) if marks else None
             if by_index:
                 pos = ev.index
             elif mark is not None:
                 pos = mark[1]
-            else:  # None: a record pairing held whose mark was dropped (see below)
-                pos = order.out_pos
-                if pos is None:
-                    pos = -1
-            if t > top_t or (t == top_t and pos > top_pos):
-                top_t, top_pos = t, pos
-            if not by_index:
-                count += 1
-                if count & 0xFFFF == 0:
-                    # marks of records older than one released and never
-                    # seen here were dropped by realloc pairing: forget them
-                    stale = [k for k, m in marks.items() if m[0].time < top_t]
-                    for k in stale:
-                        del marks[k]
-            if watch:
-                if pos < 0 or (mark is not None and mark[2]) or (t, pos) < before:
-                    self.order_exact = False
-                proc = processes.get(ev.pid)
-                if proc is not None and id(proc) not in keys:
-                    keys[id(proc)] = (1, t, pos)
-                for p in finished[done:]:
-                    keys[id(p)] = (0, t, pos)
+            else:  # out of the buffer in order, or held by pairing and its mark forgotten
+                pos = -1 if order.flushing else order.top[1]
+            # the latest own and other records out before it (the own one may be
+            # this event, or later than any out yet: see own_top; either way the
+            # check below is right or says unsure)
+            before = max(order.own_top(), order.foreign_top())
+            yield ev
+            if pos < 0 or (mark is not None and mark[2]) or (t, pos) < before:
+                self.order_exact = False
+            proc = processes.get(ev.pid)
+            if proc is not None and id(proc) not in keys:
+                keys[id(proc)] = (1, t, pos)
+            for p in finished[done:]:
+                keys[id(p)] = (0, t, pos)
         marks.clear()
 
     def finish(self) -> None:

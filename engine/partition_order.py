@@ -51,6 +51,7 @@ _ALLOC, _REALLOC, _FREE = int(Kind.ALLOC), int(Kind.REALLOC), int(Kind.FREE)
 _COMPACT_AT = 256  # drop released records from the buffer's front once this many
 _TOP = 1 << 80  # a position after every other
 _INF_KEY = (_INF, _TOP)
+_MARKS_AT = 1024  # forget the marks of long released events once this many
 
 
 class PartitionOrder:
@@ -59,7 +60,7 @@ class PartitionOrder:
 
     For the merge's process order (see :class:`heaplint.engine.partition.PartitionReplay`)
     it tells, per own event that comes out, its input position (its index;
-    else :attr:`marks` when it has the event, else :attr:`out_pos`), whether
+    else :attr:`marks` when it has the event, else :attr:`top`), whether
     it came later than the reorder window allows (:attr:`marks`), and the
     latest other record released before it (:meth:`foreign_top`).
     """
@@ -73,7 +74,7 @@ class PartitionOrder:
         self.runs: dict = self.pairer.quiet_check()[0] if self.pairer is not None else {}
         self.hold = max(options.reorder_window_ns, options.pair_window_ns if self.pairer is not None else 0)
         self.window = options.reorder_window_ns
-        #: an own event's index is its input position (else :attr:`marks` or :attr:`out_pos` has it)
+        #: an own event's index is its input position (else :attr:`marks` or :attr:`top` has it)
         self.by_index = by_index
         #: own (time, position, event) in that order from ``head`` on (as in ``ordered``)
         self.buf: list[tuple[int, int, HeapEvent]] = []
@@ -90,9 +91,13 @@ class PartitionOrder:
         #: than the reorder window when read) or, without ``by_index``, held or dropped by
         #: realloc pairing (they come out, if at all, from ``pairer.flushed``)
         self.marks: dict[int, tuple[HeapEvent, int, bool]] = {}
-        #: the input position of the own event just yielded when it came out of the
-        #: buffer in order; None while pairing's flushed records come out (:attr:`marks`)
-        self.out_pos: int | None = None
+        #: the own (time, position, event) last taken from the buffer: the event
+        #: just yielded, unless :attr:`flushing` (pairing's held records, in :attr:`marks`)
+        self.top: tuple = (_NEG, -1, None)
+        self.flushing = False
+        #: the latest (time, position) of own events passed through beyond the window
+        self.late_top: tuple = (_NEG, -1)
+        self.marks_limit = _MARKS_AT
         self.newest = _NEG
         self.own_released = _NEG
         self.pos = 0  # input position of the next record
@@ -148,11 +153,13 @@ class PartitionOrder:
                                     on_out_of_order(item, rel)
                                 yield from self._sync((limit, -1), last)
                                 self.horizon = (limit, -1)
-                                marks[id(item)] = (item, pos, True)
+                                self._mark(item, pos, True)
+                                if (t, pos) > self.late_top:
+                                    self.late_top = (t, pos)
                                 pos += 1
                                 yield item
                                 continue
-                        marks[id(item)] = (item, pos, True)
+                        self._mark(item, pos, True)
                     reordered += 1
                     insort(buf, (t, pos, item), head)
                     size += 1
@@ -168,9 +175,9 @@ class PartitionOrder:
             while head < size and buf[head][0] < limit:
                 entry = buf[head]
                 head += 1
+                self.top = entry
                 own_released, seq, out = entry
                 if pairer is None:
-                    self.out_pos = seq
                     yield out
                     continue
                 kind = out.kind
@@ -188,20 +195,19 @@ class PartitionOrder:
                         last = entry
                     keep = release(out, seq)
                     if not keep and not by_index and id(out) not in marks:
-                        marks[id(out)] = (out, seq, False)
+                        self._mark(out, seq, False)
                     if flushed:
                         self.horizon = entry
-                        self.out_pos = None
+                        self.flushing = True
                         yield from flushed
+                        self.flushing = False
                         flushed.clear()
                     if keep:
-                        self.out_pos = seq
                         yield out
                 else:  # release() would do nothing: nothing open in pairing, or nothing
                     # it touches and no expiry (the other records before it are no
                     # later than it, so they cannot expire a run either)
                     last = entry
-                    self.out_pos = seq
                     yield out
             if head >= _COMPACT_AT and head + head >= size:
                 del buf[:head]
@@ -233,9 +239,9 @@ class PartitionOrder:
         while self.head < len(buf) and buf[self.head][0] < limit:
             entry = buf[self.head]
             self.head += 1
+            self.top = entry
             self.own_released = entry[0]
             if pairer is None:
-                self.out_pos = entry[1]
                 yield entry[2]
                 continue
             if self.runs and entry[0] > pairer.deadline:
@@ -244,14 +250,14 @@ class PartitionOrder:
                 self.synced = max(self.synced, entry)
             keep = pairer.release(entry[2], entry[1])
             if not keep and not self.by_index and id(entry[2]) not in self.marks:
-                self.marks[id(entry[2])] = (entry[2], entry[1], False)
+                self._mark(entry[2], entry[1], False)
             if pairer.flushed:
                 self.horizon = entry
-                self.out_pos = None
+                self.flushing = True
                 yield from pairer.flushed
+                self.flushing = False
                 pairer.flushed.clear()
             if keep:
-                self.out_pos = entry[1]
                 yield entry[2]
 
     def _finish(self) -> Iterator[HeapEvent]:
@@ -259,7 +265,7 @@ class PartitionOrder:
         if self.pairer is not None:
             yield from self._sync((_INF, _TOP), self.synced)
             self.horizon = (_INF, _TOP)
-            self.out_pos = None
+            self.flushing = True
             yield from self.pairer.finish()
         self.dropped_max = max([self.dropped_max, *(e[2] for e in self.pending)])
         self.pending.clear()
@@ -286,8 +292,9 @@ class PartitionOrder:
                 pairer.release(stub_event(t, -1, p, 0), p)
                 if flushed:
                     self.horizon = (t, p + 1)
-                    self.out_pos = None
+                    self.flushing = True
                     yield from flushed
+                    self.flushing = False
                     flushed.clear()
 
     def _compact(self, limit: int, last: tuple) -> None:
@@ -301,6 +308,24 @@ class PartitionOrder:
         if n:
             self.dropped_max = max(self.dropped_max, max(e[2] for e in pending[:n]))
             del pending[:n]
+
+    def _mark(self, ev: HeapEvent, pos: int, late: bool) -> None:
+        """Remember an own event's position (and lateness) until it comes out;
+        forget those of events released long ago (they came out, or pairing
+        dropped them) once there are many."""
+        marks = self.marks
+        marks[id(ev)] = (ev, pos, late)
+        if len(marks) > self.marks_limit:
+            horizon = self.top[0] - 4 * self.hold
+            for k in [k for k, m in marks.items() if m[0].time < horizon]:
+                del marks[k]
+            self.marks_limit = max(_MARKS_AT, 2 * len(marks))
+
+    def own_top(self) -> tuple:
+        """At least the latest (time, position) of the own events out so far
+        (exactly, but for records pairing holds back: those taken from the
+        buffer count from then on)."""
+        return max(self.top[:2], self.late_top)
 
     def released(self, limit: float, own_released: int) -> int:
         """The time of the last record a whole replay has released when its

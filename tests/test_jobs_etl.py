@@ -217,7 +217,7 @@ def test_jobs_2_is_byte_identical_on_etl(tmp_path, etl_implementation):  # noqa:
 @given(body=heap_records)
 def test_positions_told_by_the_ordering_stage(tmp_path, body):
     """The .etl reader's index is not the input position, so a partition
-    learns each own event's position from the ordering stage (out_pos, or
+    learns each own event's position from the ordering stage (top, or
     marks for what pairing held).  On canonical JSONL, whose index is the
     position, both ways give the same process order keys."""
     from heaplint.engine.partition import replay_partition
@@ -236,4 +236,5 @@ def test_positions_told_by_the_ordering_stage(tmp_path, body):
             order = PartitionOrder(ReplayOptions(), ReplayCounters(), by_index=False)
             for ev in order.events(guarded_events(reader)):
                 mark = order.marks.pop(id(ev), None)
-                assert (mark[1] if mark is not None else order.out_pos) == ev.index
+                assert (mark[1] if mark is not None else (None if order.flushing else order.top[1])) == ev.index
+                assert order.own_top() >= (ev.time, ev.index)
