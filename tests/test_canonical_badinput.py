@@ -109,6 +109,9 @@ CASES: list[tuple[str, str, bytes | Callable[[Path], None], int, str]] = [
      "number 0-6, got \"HEAP\""),
     ("not-an-object", "t.jsonl", HEADER + b"[1,2]\n", 2, "expected a JSON object per line, got list"),
     ("broken-json", "t.jsonl", HEADER + b'{"kind": "alloc",\n', 2, "not a valid JSON object"),
+    # a tab inside a string: json's own text ("... at") must not end the message mid-sentence
+    ("control-char", "t.jsonl", HEADER + b'{"kind": "al\tloc"}\n', 2,
+     "not a valid JSON object: Invalid control character\n"),
     ("csv-negative-size", "t.csv", CSV_HEAD + b"alloc,1,1,0,0x10,0x1000,-5,LFH,\n", 3,
      "alloc record: field 'size': expected a non-negative integer, got \"-5\""),
     ("csv-unknown-kind", "t.csv", CSV_HEAD + b"malloc,1,1,0,0x10,0x1000,5,,\n", 3, 'unknown record kind "malloc"'),

@@ -51,7 +51,10 @@ def _truncated(path: str, line: int, err: BaseException) -> TraceError:
 def _json_error(err: Exception) -> tuple[str, int | None]:
     """A message (and column) for a line that is not JSON."""
     if isinstance(err, json.JSONDecodeError):
-        return f"not a valid JSON object: {err.msg}", err.pos + 1
+        # json's own text for some errors ends in " at", meant to be followed by
+        # the position, which the caller reports as the column
+        msg = err.msg[:-3] if err.msg.endswith(" at") else err.msg
+        return f"not a valid JSON object: {msg}", err.pos + 1
     if isinstance(err, UnicodeDecodeError):
         return f"not valid UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})", None
     if isinstance(err, RecursionError):
