@@ -14,7 +14,8 @@ from lark import Tree
 from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
-from heaplint.rules.fastcompare import ENDED_GETTER, compare_const, ended_and
+from heaplint.rules.fastcompare import compare_const, compare_operand
+from heaplint.rules.inline import chain_src
 from heaplint.rules.globs import compile_glob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,18 +171,7 @@ def chain_fn(word: str, terms: tuple):
     """One closure for ``terms[0] and terms[1] and ...`` (or ``or``), 1 to 4 terms."""
     if len(terms) == 1:
         return terms[0]
-    if word == "and" and terms[0] is ENDED_GETTER:
-        return ended_and(terms[1:])
-    if len(terms) == 2:
-        f0, f1 = terms
-        return (lambda c: f0(c) and f1(c)) if word == "and" else (lambda c: f0(c) or f1(c))
-    if len(terms) == 3:
-        f0, f1, f2 = terms
-        return (lambda c: f0(c) and f1(c) and f2(c)) if word == "and" else (lambda c: f0(c) or f1(c) or f2(c))
-    f0, f1, f2, f3 = terms
-    if word == "and":
-        return lambda c: f0(c) and f1(c) and f2(c) and f3(c)
-    return lambda c: f0(c) or f1(c) or f2(c) or f3(c)
+    return chain_src(word, terms)  # one closure; code generators paste its source (rules/inline.py)
 
 
 def _total(a: "Compiled") -> int | None:
@@ -196,18 +186,7 @@ def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
         fast = compare_const(op, sym, a, b.value, fdef.getters.get(R.EVENT) if fdef is not None else None)
         if fast is not None:
             return fast
-        v = b.value
-        if sym == "==":
-            return lambda c: fa(c) == v
-        if sym == ">":
-            return lambda c: fa(c) > v
-        if sym == ">=":
-            return lambda c: fa(c) >= v
-        if sym == "<":
-            return lambda c: fa(c) < v
-        if sym == "<=":
-            return lambda c: fa(c) <= v
-        return lambda c: fa(c) != v
+        return compare_operand(op, sym, fa, b.value)
     return lambda c: op(fa(c), fb(c))
 
 
