@@ -66,11 +66,15 @@ class Inliner:
         self.ns[name] = value
         return name
 
-    def expr(self, fn: Fn) -> str:
+    def expr(self, fn: Fn, local: tuple[tuple[str, str], ...] = ()) -> str:
+        """``local``: ``(text, name)`` pairs, a local of the generated code
+        that holds what ``text`` reads (``("c.ev", "ev")``)."""
         src = getattr(fn, "src", None)
         if src is None:
             return f"{self.name(fn, 'f')}(c)"
         template, consts = src
+        for text, name in local:
+            template = template.replace(text, name)
         return "(" + template.format(*(self.name(v) for v in consts)) + ")"
 
     def compile(self, source: str, fname: str) -> Fn:
