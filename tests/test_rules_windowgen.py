@@ -113,3 +113,20 @@ def test_generated_steps_paste_the_conditions(tmp_path, when):
                             items if None not in items else None)
         if pair is not None:
             assert "(c)" not in pair[0].source.replace("def step(c):", "").replace("(c, g, key)", "")
+
+
+NESTED = [("count(where kind == free and ended)", "count(where kind == free and ended and lifetime <= 1ms)"),
+          ("sum(size where ended)", "count(where ended and ended_size > 500)")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(NESTED), st.booleans(), st.lists(event_st, min_size=1, max_size=60),
+       st.sampled_from(["site", "heap"]), st.integers(0, 6))
+def test_generated_nested_wheres_match_the_closures(tmp_path_factory, pair, swap, events, by, threshold):
+    """Two wheres, one extending the other (HL012, BENCH014): the longer one
+    tests only its extra terms, after the shorter one held."""
+    outer, inner = pair[::-1] if swap else pair
+    rs = load(tmp_path_factory.mktemp("n"), f"id: W022\nname: w\nwhen: {inner} > {threshold} over 1ms by {by}"
+                                             f" and {outer} >= 0\n")
+    (rule,) = rs.rules
+    assert _run(rule, events, True, threshold) == _run(rule, events, False, threshold)
