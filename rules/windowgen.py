@@ -23,17 +23,13 @@ from heaplint.engine.events import HeapEvent
 from heaplint.rules import registry as R
 from heaplint.rules.inline import Inliner
 from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, WindowState, set_rate
-from heaplint.rules.windowstep import _GETTER_ITEMS, nested_where
+from heaplint.rules.windowstep import _GETTER_ITEMS, _never, nested_where
 
 _PID = HeapEvent._fields.index("pid")
 _TIME = HeapEvent._fields.index("time")
 #: what pasted conditions read, and the step's locals that hold it
 _EV = (("c.ev[", "ev["),)
 _EV_WIN = (("c.ev[", "ev["), ("c.win", "totals"))
-
-
-def _never(c: Any) -> None:  # pragma: no cover - steps return None, so their action never runs
-    return None
 
 
 def generate_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable, when: Callable, on_rise: Callable,
@@ -62,7 +58,10 @@ def generate_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable, when: 
     gen.expire()
     gen.updates(uncond, tests)
     gen.finish(when, on_rise)
-    return gen.build(), _never
+    step = gen.build()
+    if not always and len(tests) == 1:
+        step.guard = tests[0][0]  # the fused plan may test it before the call (rules/fusedplan.py)
+    return step, _never
 
 
 class _Gen:
