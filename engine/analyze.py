@@ -75,14 +75,25 @@ def analyze(
                 errors.append(str(outcome.error))
             else:
                 results.append(outcome)
-        return AnalysisResult(results, ruleset.meta, fail_on, errors=errors)
+        return AnalysisResult(results, ruleset.meta, fail_on, errors=errors, warnings=empty_trace_warnings(results))
     for path in traces:
         try:
             results.append(analyze_trace(ruleset, path, input_format=input_format, reader_options=reader_options,
                                          replay_options=replay_options, progress=progress))
         except TraceError as err:
             errors.append(str(err))
-    return AnalysisResult(results, ruleset.meta, fail_on, errors=errors)
+    return AnalysisResult(results, ruleset.meta, fail_on, errors=errors, warnings=empty_trace_warnings(results))
+
+
+def empty_trace_warnings(results: Sequence[TraceResult]) -> list[str]:
+    """A warning for each trace without a single heap record: it passes every
+    gate while checking nothing, which a CI job must not take for a clean run."""
+    return [
+        f"{r.path}: no heap events in this trace, so nothing was checked; was the Heap provider "
+        "enabled for the process under test? (see docs/capturing.md)"
+        for r in results
+        if r.quality.empty
+    ]
 
 
 def analyze_trace(

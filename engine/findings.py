@@ -127,6 +127,9 @@ class ProcessQuality:
     events_lost: int
     first_time: int | None
     last_time: int | None
+    #: whether the trace has any heap record of this process (a process the
+    #: trace only names, by its start or end, has none)
+    heap_events: bool = True
 
 
 @dataclass
@@ -150,12 +153,21 @@ class TraceQuality:
         )
 
     @property
+    def empty(self) -> bool:
+        """No heap record in the trace: nothing could be checked (most often a
+        capture without the Heap provider, or a process filter that matched
+        nothing)."""
+        return not any(p.heap_events for p in self.processes)
+
+    @property
     def inconclusive(self) -> bool:
-        return self.lossy or self.bad_records > 0
+        return self.lossy or self.bad_records > 0 or self.empty
 
     def summary(self) -> str:
-        """One human line, e.g. ``complete`` or ``lossy: 12 events lost``."""
-        problems = []
+        """One human line, e.g. ``complete``, ``inconclusive: 12 events lost``
+        or ``empty: no heap events``."""
+        empty = self.empty
+        problems = ["no heap events"] if empty else []
         if self.events_lost:
             problems.append(f"{self.events_lost} events lost")
         if self.buffers_lost:
@@ -164,12 +176,12 @@ class TraceQuality:
             problems.append(f"{self.out_of_order_beyond_window} events out of order beyond the reorder window")
         if self.bad_records:
             problems.append(f"{self.bad_records} malformed records skipped")
-        attached = [p for p in self.processes if not p.start_seen]
+        attached = [p for p in self.processes if not p.start_seen and p.heap_events]
         if attached:
             problems.append(f"{len(attached)} process(es) started before the trace")
         if not problems:
             return "complete"
-        verdict = "inconclusive" if self.inconclusive else "partial"
+        verdict = "empty" if empty else "inconclusive" if self.inconclusive else "partial"
         return f"{verdict}: " + ", ".join(problems)
 
 

@@ -32,6 +32,7 @@ def process_coverage(proc: ProcessState, info: TraceInfo) -> ProcessQuality:
         events_lost=facts.events_lost if facts else 0,
         first_time=proc.first_time,
         last_time=proc.last_time,
+        heap_events=bool(proc.heaps or proc.retired or proc.retired_dropped),
     )
 
 

@@ -108,6 +108,7 @@ def quality_dict(q: TraceQuality) -> dict[str, Any]:
         "summary": q.summary(),
         "lossy": q.lossy,
         "inconclusive": q.inconclusive,
+        "empty": q.empty,
         "events_lost": q.events_lost,
         "buffers_lost": q.buffers_lost,
         "bad_records": q.bad_records,
@@ -119,6 +120,7 @@ def quality_dict(q: TraceQuality) -> dict[str, Any]:
                 "start_seen": p.start_seen,
                 "end_seen": p.end_seen,
                 "events_lost": p.events_lost,
+                "heap_events": p.heap_events,
                 "first_time_ns": p.first_time,
                 "last_time_ns": p.last_time,
             }
