@@ -11,7 +11,7 @@ are the same source, so they cannot disagree.  A closure without ``src`` is
 called, as before.
 
 Templates are plain expressions without braces of their own; a name bound
-inside one by ``:=`` (``e``, ``w``, ``d``) is assigned before it is read in
+inside one by ``:=`` (``e``, ``w``, ``d``, ``q``; generated code uses none of them for its own) is assigned before it is read in
 that same expression, so two pasted expressions may reuse it.
 """
 
@@ -24,6 +24,7 @@ from typing import Any, Callable
 Fn = Callable[[Any], Any]
 
 _CODE: dict[str, types.CodeType] = {}  # template -> code of its lambda
+_SERIAL = [0]  # generated functions so far (each gets its own file name, for profiles)
 
 
 def src_fn(template: str, *consts: Any) -> Fn:
@@ -79,5 +80,6 @@ class Inliner:
 
     def compile(self, source: str, fname: str) -> Fn:
         """Run ``source`` (which defines ``fname``) in the namespace; return it."""
-        exec(compile(source, f"<heaplint generated {fname}>", "exec"), self.ns)  # noqa: S102
+        _SERIAL[0] += 1
+        exec(compile(source, f"<heaplint generated {fname} #{_SERIAL[0]}>", "exec"), self.ns)  # noqa: S102
         return self.ns[fname]

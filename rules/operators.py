@@ -15,7 +15,7 @@ from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
 from heaplint.rules.fastcompare import compare_const, compare_operand
-from heaplint.rules.inline import chain_src
+from heaplint.rules.inline import chain_src, src_fn
 from heaplint.rules.globs import compile_glob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -352,12 +352,11 @@ def window_reader(spec: Any):
     (:class:`heaplint.rules.windows.Group`), read in place, nothing copied."""
     p = spec.pos
     name = spec.name
+    # source-carrying (rules/inline.py): a condition that reads it pastes it in
     if name in ("count", "sum"):
-        return lambda c: c.win[p]
+        return src_fn("c.win[{0}]", p)
     if name == "rate":
-        cell = spec.rate_cell
-        return lambda c: c.win[p] * cell[0]
+        return src_fn("c.win[{0}] * {1}[0]", p, spec.rate_cell)
     if name == "avg":
-        q = p + 1
-        return lambda c: (w[p] / n) if (n := (w := c.win)[q]) else 0
-    return lambda c: dq[0][1] if (dq := c.win[p]) else 0  # min, max: a monotonic deque
+        return src_fn("((w[{0}] / d) if (d := (w := c.win)[{1}]) else 0)", p, p + 1)
+    return src_fn("(q[0][1] if (q := c.win[{0}]) else 0)", p)  # min, max: a monotonic deque
