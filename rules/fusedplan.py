@@ -6,8 +6,9 @@ pair by pair, every rule costs a loop step and a call of its predicate even
 when the predicate is a single comparison.  :func:`fused_hook` writes the
 plan out as the source of one ``on_event`` function instead: a branch per
 event kind, in it each rule in plan order, its predicate pasted in when its
-closure carries its source (rules/inline.py), window steps called directly
-(their action never runs).  Events with anomalies then walk the anomaly plan
+closure carries its source (rules/inline.py), the bodies of generated window
+steps pasted in (rules/windowgen.py; other steps are called, their action
+never runs).  Events with anomalies then walk the anomaly plan
 as before.  tests/test_rules_fusedplan.py compares it with the loop.
 """
 
@@ -46,9 +47,9 @@ def fused_hook(c: Any, plan: list, reads_ended: list, aplan: dict) -> Callable[[
             lines.append(f"        c.ended = {state}.ended")
         for pred, act in plan[k]:
             if act is _never:  # a window step: it returns None
-                guard = getattr(pred, "guard", None)  # a test the step makes first
-                if guard is not None and getattr(guard, "src", None) is not None:
-                    lines += [f"        if {inl.expr(guard, _EV)}:", f"            {inl.name(pred, 'step')}(c)"]
+                emit = getattr(pred, "emit", None)  # a generated step pastes its body (rules/windowgen.py)
+                if emit is not None:
+                    lines += emit(inl, "    ")
                 else:
                     lines.append(f"        {inl.name(pred, 'step')}(c)")
             elif pred is always:

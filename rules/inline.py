@@ -25,6 +25,10 @@ Fn = Callable[[Any], Any]
 
 _CODE: dict[str, types.CodeType] = {}  # template -> code of its lambda
 _SERIAL = [0]  # generated functions so far (each gets its own file name, for profiles)
+#: generated source -> its code: every trace of a run generates the same
+#: functions (the names in their namespace are numbered in the same order)
+_COMPILED: dict[str, types.CodeType] = {}
+_MAX_COMPILED = 512
 
 
 def src_fn(template: str, *consts: Any) -> Fn:
@@ -80,6 +84,11 @@ class Inliner:
 
     def compile(self, source: str, fname: str) -> Fn:
         """Run ``source`` (which defines ``fname``) in the namespace; return it."""
-        _SERIAL[0] += 1
-        exec(compile(source, f"<heaplint generated {fname} #{_SERIAL[0]}>", "exec"), self.ns)  # noqa: S102
+        code = _COMPILED.get(source)
+        if code is None:
+            if len(_COMPILED) >= _MAX_COMPILED:
+                _COMPILED.clear()
+            _SERIAL[0] += 1
+            code = _COMPILED[source] = compile(source, f"<heaplint generated {fname} #{_SERIAL[0]}>", "exec")
+        exec(code, self.ns)  # noqa: S102
         return self.ns[fname]

@@ -51,26 +51,40 @@ def generate_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable, when: 
             conds.setdefault(a.where_text, (a.where, [], a.where_terms))[1].append(a)
     if not always and not conds:
         return None
-    gen = _Gen(ws, key_of, key_items)
     tests = [(w, items) for w, items, _ in conds.values()]
-    gen.filing(tests, always, nested_where([terms for _, _, terms in conds.values()]))
-    gen.group()
-    gen.expire()
-    gen.updates(uncond, tests)
-    gen.finish(when, on_rise)
-    step = gen.build()
-    if not always and len(tests) == 1:
-        step.guard = tests[0][0]  # the fused plan may test it before the call (rules/fusedplan.py)
+    nested = nested_where([terms for _, _, terms in conds.values()])
+
+    def emit(inl: Inliner, pad: str | None) -> list[str]:
+        """The step's lines: a function (``pad`` None) or, indented by
+        ``pad``, a body to paste where ``c`` and ``ev`` are set."""
+        gen = _Gen(ws, key_of, key_items, inl, pad)
+        gen.filing(tests, always, nested)
+        gen.group()
+        gen.expire()
+        gen.updates(uncond, tests)
+        gen.finish(when, on_rise)
+        return gen.lines
+
+    inl = Inliner()
+    source = "\n".join(emit(inl, None)) + "\n"
+    step = inl.compile(source, "step")
+    step.source = source  # for tests and debugging
+    step.emit = emit  # the fused plan pastes the body (rules/fusedplan.py)
     return step, _never
 
 
 class _Gen:
     """The source of one step, line by line."""
 
-    def __init__(self, ws: WindowState, key_of: Callable, key_items: tuple | None) -> None:
+    def __init__(self, ws: WindowState, key_of: Callable, key_items: tuple | None, inl: Inliner,
+                 pad: str | None) -> None:
         self.ws = ws
-        self.inl = Inliner()
-        self.lines = ["def step(c):", "    ev = c.ev"]
+        self.inl = inl
+        #: a function returns where the step ends early; a pasted body nests
+        #: the rest under the opposite test instead, one level deeper each time
+        self.function = pad is None
+        self.pad = "" if pad is None else pad
+        self.lines: list[str] = ["def step(c):", "    ev = c.ev"] if pad is None else []
         self.key_of = key_of
         self.key_items = key_items if key_items is not None and len(key_items) <= 2 else None
         self.additive = list(ws.additive)
@@ -79,7 +93,15 @@ class _Gen:
         self.sure: int | None = None  # the where that every filed event passes
 
     def add(self, *lines: str) -> None:
-        self.lines.extend(lines)
+        self.lines.extend(self.pad + line for line in lines)
+
+    def go_on_if(self, test: str) -> None:
+        """The rest runs only when ``test`` holds."""
+        if self.function:
+            self.add(f"    if not ({test}):", "        return")
+        else:
+            self.add(f"    if {test}:")
+            self.pad += "    "
 
     # --- the parts, in the order they run -----------------------------------------------
     def filing(self, conds: list, always: bool, nested: tuple | None) -> None:
@@ -91,7 +113,7 @@ class _Gen:
             inner = 1 - outer
             self.add(f"    h{outer} = {self.inl.expr(conds[outer][0], _EV)}")
             if not always:
-                self.add(f"    if not h{outer}:", "        return")
+                self.go_on_if(f"h{outer}")
             self.add(f"    h{inner} = h{outer} and {self.inl.expr(rest, _EV)}")
             self.sure = None if always else outer
             return
@@ -100,7 +122,7 @@ class _Gen:
         # one where and no event filed without it: whoever gets past the test takes it
         self.sure = 0 if not always and len(conds) == 1 else None
         if not always:
-            self.add(f"    if not ({' or '.join(f'h{i}' for i in range(len(conds)))}):", "        return")
+            self.go_on_if(" or ".join(f"h{i}" for i in range(len(conds))))
 
     def group(self) -> None:
         """The bucket, the key and the group (admitted when new or idle for a whole window)."""
@@ -123,10 +145,13 @@ class _Gen:
             self.add(f"    key = {n(self.key_of, 'key')}(c)")
         self.add(f"    g = {n(self.ws.groups.get, 'get')}(key)",
                  f"    if g is None or g.last < b - {_MAX_AGE}:",
-                 f"        g = {n(self.ws.admit, 'admit')}(key, b, g)",
-                 "        if g is None:",
-                 "            return",
-                 "    totals = g.totals")
+                 f"        g = {n(self.ws.admit, 'admit')}(key, b, g)")
+        if self.function:
+            self.add("        if g is None:",
+                     "            return")
+        else:
+            self.go_on_if("g is not None")
+        self.add("    totals = g.totals")
 
     def expire(self) -> None:
         """Drop the buckets (and extrema) that left the window."""
@@ -209,9 +234,3 @@ class _Gen:
                  f"            {n(on_rise, 'rise')}(c, g, key)",
                  "    elif g.active:",
                  "        g.active = False")
-
-    def build(self) -> Callable:
-        source = "\n".join(self.lines) + "\n"
-        step = self.inl.compile(source, "step")
-        step.source = source  # for tests and debugging
-        return step
