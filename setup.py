@@ -13,7 +13,7 @@ setup(
         Extension(
             "heaplint.engine.readers._etlfast",
             sources=["engine/readers/_etlfast.c", "engine/readers/etlfast_lzx.c", "engine/readers/etlfast_walk.c",
-                     "engine/readers/etlfast_split.c"],
+                     "engine/readers/etlfast_split.c", "engine/readers/etlfast_stacks.c"],
             depends=["engine/readers/etlfast_lzx.h", "engine/readers/etlfast_walk.h"],
             optional=True,
         ),

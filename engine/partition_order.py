@@ -300,13 +300,21 @@ class PartitionOrder:
     def _compact(self, limit: int, last: tuple) -> None:
         """Forget other records that are released and, where a run can
         expire, handed to pairing (:meth:`_sync`)."""
+        # a run can go once (its latest time, its end position) <= synced; the
+        # comparison is spelt out so that no key tuple is built per run
         synced = max(self.synced, last) if self.runs else _INF_KEY
+        s_time, s_pos = synced[0], synced[1]
         pending = self.pending
+        top = self.dropped_max
         n = 0
-        while n < len(pending) and pending[n][2] < limit and (pending[n][2], pending[n][0] + len(pending[n][1])) <= synced:
+        for p0, times, hi, _ in pending:
+            if hi >= limit or hi > s_time or (hi == s_time and p0 + len(times) > s_pos):
+                break
+            if hi > top:
+                top = hi
             n += 1
         if n:
-            self.dropped_max = max(self.dropped_max, max(e[2] for e in pending[:n]))
+            self.dropped_max = top
             del pending[:n]
 
     def _mark(self, ev: HeapEvent, pos: int, late: bool) -> None:

@@ -146,6 +146,8 @@ static PyObject *Decoder_new(PyTypeObject *type, PyObject *args, PyObject *Py_UN
         d->kinds[i] = Py_NewRef(PyTuple_GET_ITEM(kinds, i));
     memcpy(d->heap_guid, guid, 16);
     d->ours = NULL;
+    d->stacks = NULL;
+    d->stack_capacity = d->stack_count = 0;
     d->zero = PyLong_FromLong(0);
     d->light_line = PyLong_FromLong(-1);
     if (d->zero == NULL || d->light_line == NULL) {
@@ -167,6 +169,7 @@ static void Decoder_dealloc(Decoder *d)
     Py_XDECREF(d->ours);
     Py_XDECREF(d->zero);
     Py_XDECREF(d->light_line);
+    stack_cache_clear(d);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
 

@@ -278,6 +278,24 @@ static int int_equals(PyObject *obj, long long value)
     return !overflow && v == value && !(v == -1 && PyErr_Occurred());
 }
 
+/* The stack id of these frames of `pid` (borrowed), or NULL (with an error
+ * set on failure): the cache first, then the dict (a hit there is cached). */
+static PyObject *known_stack(Decoder *d, uint32_t pid, uint32_t ht, const uint8_t *frames, Py_ssize_t len)
+{
+    uint64_t hash = stack_hash(pid, ht, frames, len);
+    PyObject *sid = stack_cache_find(d, hash, pid, ht, frames, len);
+    if (sid != NULL)
+        return sid;
+    PyObject *key = Py_BuildValue("(kIy#)", (unsigned long)pid, ht, (const char *)frames, len);
+    if (key == NULL)
+        return NULL;
+    sid = PyDict_GetItemWithError(d->raw_stacks, key); /* borrowed */
+    if (sid != NULL && stack_cache_add(d, hash, key, sid, pid, ht) < 0)
+        sid = NULL;
+    Py_DECREF(key);
+    return sid;
+}
+
 /* The StackWalk record at `rec` (perfinfo header) when it follows its event
  * (the last one of `out`) and its frames were seen before: the event gets
  * the known stack id.  Returns TAKEN_STACK, HAND_BACK or -1 on error. */
@@ -300,11 +318,7 @@ static int take_stack(Decoder *d, const uint8_t *rec, Py_ssize_t avail, uint32_t
     if (!(int_equals(PyTuple_GET_ITEM(last, F_TID), tid) && int_equals(PyTuple_GET_ITEM(last, F_TIME), t) &&
           int_equals(PyTuple_GET_ITEM(last, F_PID), pid) && k > 0 && k <= 5))
         return HAND_BACK;
-    PyObject *key = Py_BuildValue("(kIy#)", (unsigned long)pid, ht, (const char *)rec + 32, (Py_ssize_t)(size - 32));
-    if (key == NULL)
-        return -1;
-    PyObject *sid = PyDict_GetItemWithError(d->raw_stacks, key); /* borrowed */
-    Py_DECREF(key);
+    PyObject *sid = known_stack(d, pid, ht, rec + 32, (Py_ssize_t)(size - 32)); /* borrowed */
     if (sid == NULL)
         return PyErr_Occurred() ? -1 : HAND_BACK; /* new frames: Python resolves them */
     if (is_light(d, last)) { /* another partition's event: its stack is never looked at */

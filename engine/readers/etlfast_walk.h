@@ -11,6 +11,17 @@
 /* heap opcodes 32..36, as offsets from 32 */
 enum { OP_CREATE, OP_ALLOC, OP_REALLOC, OP_DESTROY, OP_FREE, OP_COUNT };
 
+/* One known stack of the cache (etlfast_stacks.c): `frames` points into the
+ * bytes of `key`, the tuple (pid, header type, frame bytes) that found `sid`. */
+typedef struct {
+    uint64_t hash;
+    uint32_t pid, ht;
+    Py_ssize_t len;
+    const uint8_t *frames;
+    PyObject *key; /* NULL: an empty slot */
+    PyObject *sid;
+} stack_entry;
+
 /* The state of one reader's decoding (the Python type Decoder). */
 typedef struct {
     PyObject_HEAD
@@ -29,6 +40,9 @@ typedef struct {
     PyObject *ours;
     PyObject *zero;       /* the int 0, for the fields of light events */
     PyObject *light_line; /* the `line` of light events (-1; real events have 0) */
+    /* known stacks, a cache in front of raw_stacks (etlfast_stacks.c) */
+    stack_entry *stacks;
+    size_t stack_capacity, stack_count;
 } Decoder;
 
 /* Decode the records of data[*pos:end] into `out` until the first one the
@@ -42,5 +56,14 @@ int is_light(const Decoder *d, PyObject *event);
 /* Decoder.split (etlfast_split.c): `items` (a list of events) as this
  * partition's events and runs of the others' times (dropped unless `stubs`). */
 PyObject *split_items(Decoder *d, PyObject *items, PyObject *pids, int stubs);
+
+/* The known-stack cache (etlfast_stacks.c).  stack_cache_find returns the
+ * stack id (borrowed) or NULL; stack_cache_add copies a dict hit (0, or -1
+ * with MemoryError); stack_cache_clear empties it (the Decoder's dealloc). */
+uint64_t stack_hash(uint32_t pid, uint32_t ht, const uint8_t *frames, Py_ssize_t len);
+PyObject *stack_cache_find(const Decoder *d, uint64_t hash, uint32_t pid, uint32_t ht, const uint8_t *frames,
+                           Py_ssize_t len);
+int stack_cache_add(Decoder *d, uint64_t hash, PyObject *key, PyObject *sid, uint32_t pid, uint32_t ht);
+void stack_cache_clear(Decoder *d);
 
 #endif
