@@ -48,6 +48,8 @@ def chain_src(word: str, fns: tuple) -> Fn:
     """``f0(c) and f1(c) and ...`` (``word``: and, or) as one
     source-carrying closure: the source of each ``fns[i]`` that carries one,
     a call of the others."""
+    if word not in ("and", "or"):
+        raise ValueError(f"not a chain: {word!r}")
     parts: list[str] = []
     consts: list[Any] = []
     for f in fns:
