@@ -99,17 +99,23 @@ class PartitionReplay(Replay):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.index_is_position = False
-        #: False when some order key may be wrong (see :meth:`_own`)
+        #: False when some order key may be wrong (see :meth:`_special`)
         self.order_exact = True
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
         self._order: PartitionOrder | None = None
 
     def events(self, events: Iterable[Any]) -> Iterator[HeapEvent]:
-        self._order = PartitionOrder(self.options, self.counters, self._note_out_of_order, self.index_is_position)
-        return self._own(self._order, events)
+        order = self._order = PartitionOrder(self.options, self.counters, self._note_out_of_order,
+                                             self.index_is_position)
+        # only a process's first event and process records change the process
+        # lists: the ordering stage hands those to _special, the rest straight out
+        order.watch = self.state.processes
+        order.on_special = self._special
+        return order.events(events)
 
-    def _own(self, order: PartitionOrder, items: Iterable[Any]) -> Iterator[HeapEvent]:
-        """Own events of the ordered stream, with order keys for processes.
+    def _special(self, ev: HeapEvent) -> Iterator[HeapEvent]:
+        """Yield ``ev`` (a process record, or the first event of its pid) and,
+        once the replay applied it, note the order keys it gave processes.
 
         The ordering stage releases events in (time, input position) order,
         except an event older than one already released, which it passes
@@ -119,44 +125,37 @@ class PartitionReplay(Replay):
         after a later record (of any partition), or that was older than the
         reorder window allows when it went in, makes its key unsure
         (:attr:`order_exact`)."""
-        state = self.state
-        processes = state.processes
-        finished = state.finished
+        order = self._order
+        assert order is not None
+        finished = self.state.finished
         marks = order.marks
+        t = ev.time
+        done = len(finished)
+        mark = marks.pop(id(ev), None) if marks else None
+        if self.index_is_position:
+            pos = ev.index
+        elif mark is not None:
+            pos = mark[1]
+        else:  # out of the buffer in order, or held by pairing and its mark forgotten
+            pos = -1 if order.flushing else order.top[1]
+        # the latest own and other records out before it (the own one may be
+        # this event, or later than any out yet: see own_top; either way the
+        # check below is right or says unsure)
+        before = max(order.own_top(), order.foreign_top())
+        yield ev
+        if pos < 0 or (mark is not None and mark[2]) or (t, pos) < before:
+            self.order_exact = False
         keys = self._keys
-        by_index = self.index_is_position
-        for ev in order.events(items):
-            # only a process's first event and process records change the
-            # process lists; look at them after the event was applied
-            if ev.kind < _PROCESS_START and ev.pid in processes:
-                yield ev
-                continue
-            t = ev.time
-            done = len(finished)
-            mark = marks.pop(id(ev), None) if marks else None
-            if by_index:
-                pos = ev.index
-            elif mark is not None:
-                pos = mark[1]
-            else:  # out of the buffer in order, or held by pairing and its mark forgotten
-                pos = -1 if order.flushing else order.top[1]
-            # the latest own and other records out before it (the own one may be
-            # this event, or later than any out yet: see own_top; either way the
-            # check below is right or says unsure)
-            before = max(order.own_top(), order.foreign_top())
-            yield ev
-            if pos < 0 or (mark is not None and mark[2]) or (t, pos) < before:
-                self.order_exact = False
-            proc = processes.get(ev.pid)
-            if proc is not None and id(proc) not in keys:
-                keys[id(proc)] = (1, t, pos)
-            for p in finished[done:]:
-                keys[id(p)] = (0, t, pos)
-        marks.clear()
+        proc = self.state.processes.get(ev.pid)
+        if proc is not None and id(proc) not in keys:
+            keys[id(proc)] = (1, t, pos)
+        for p in finished[done:]:
+            keys[id(p)] = (0, t, pos)
 
     def finish(self) -> None:
         if self._order is None:  # pragma: no cover - guards a change in Replay.run
             raise RuntimeError("PartitionReplay needs Replay.run to read its events through Replay.events()")
+        self._order.marks.clear()
         # Replay.run ends processes at the latest time of any process: here
         # the other partitions' latest time is the latest of their records
         # (checked against their own partitions when merging)

@@ -52,6 +52,7 @@ _COMPACT_AT = 256  # drop released records from the buffer's front once this man
 _TOP = 1 << 80  # a position after every other
 _INF_KEY = (_INF, _TOP)
 _MARKS_AT = 1024  # forget the marks of long released events once this many
+_PROCESS_START = int(Kind.PROCESS_START)
 
 
 class PartitionOrder:
@@ -101,6 +102,13 @@ class PartitionOrder:
         self.newest = _NEG
         self.own_released = _NEG
         self.pos = 0  # input position of the next record
+        #: with :attr:`on_special`: a dict of pids (the replay's live processes);
+        #: each event out of this stage that is a process record, or whose pid
+        #: is not in it, is yielded by ``on_special(event)`` (a generator that
+        #: yields it and looks at the state once it was applied), the others
+        #: directly: a filter without a generator step per event
+        self.watch: dict | None = None
+        self.on_special: Callable[[HeapEvent], Iterator[HeapEvent]] | None = None
 
     # --- the stream -------------------------------------------------------------------------
     def events(self, items: Iterable[Item]) -> Iterator[HeapEvent]:
@@ -111,6 +119,7 @@ class PartitionOrder:
         hold, window = self.hold, self.window
         buf, pending, marks = self.buf, self.pending, self.marks
         by_index = self.by_index
+        watch, special, first_kind = self.watch, self.on_special, _PROCESS_START
         if pairer is not None:
             buffered, release, flushed = pairer.buffered, pairer.release, pairer.flushed
             runs, watched, named = pairer.quiet_check()
@@ -136,7 +145,7 @@ class PartitionOrder:
                         self._compact(limit, last)
                 else:
                     self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
-                    yield from self._one_by_one(item)
+                    yield from self._watched(self._one_by_one(item))
                     newest, own_released, pos, head = self.newest, self.own_released, self.pos, self.head
                     size = len(buf)
                     limit = newest - hold
@@ -151,13 +160,13 @@ class PartitionOrder:
                                 counters.out_of_order += 1
                                 if on_out_of_order is not None:
                                     on_out_of_order(item, rel)
-                                yield from self._sync((limit, -1), last)
+                                yield from self._watched(self._sync((limit, -1), last))
                                 self.horizon = (limit, -1)
                                 self._mark(item, pos, True)
                                 if (t, pos) > self.late_top:
                                     self.late_top = (t, pos)
                                 pos += 1
-                                yield item
+                                yield from self._watched((item,))
                                 continue
                         self._mark(item, pos, True)
                     reordered += 1
@@ -178,7 +187,10 @@ class PartitionOrder:
                 self.top = entry
                 own_released, seq, out = entry
                 if pairer is None:
-                    yield out
+                    if watch is None or (out.kind < first_kind and out.pid in watch):
+                        yield out
+                    else:
+                        yield from special(out)  # type: ignore[misc]
                     continue
                 kind = out.kind
                 if kind == _ALLOC or kind == _FREE:  # as in ``ordered``: when release() would do nothing
@@ -190,7 +202,7 @@ class PartitionOrder:
                     quiet = kind != _REALLOC and not runs and not watched
                 if not quiet:
                     if runs and own_released > pairer.deadline:  # other records before it may expire runs
-                        yield from self._sync(entry, last)
+                        yield from self._watched(self._sync(entry, last))
                     else:
                         last = entry
                     keep = release(out, seq)
@@ -199,16 +211,19 @@ class PartitionOrder:
                     if flushed:
                         self.horizon = entry
                         self.flushing = True
-                        yield from flushed
+                        yield from self._watched(flushed)
                         self.flushing = False
                         flushed.clear()
                     if keep:
-                        yield out
+                        yield from self._watched((out,))
                 else:  # release() would do nothing: nothing open in pairing, or nothing
                     # it touches and no expiry (the other records before it are no
                     # later than it, so they cannot expire a run either)
                     last = entry
-                    yield out
+                    if watch is None or (kind < first_kind and out.pid in watch):
+                        yield out
+                    else:
+                        yield from special(out)  # type: ignore[misc]
             if head >= _COMPACT_AT and head + head >= size:
                 del buf[:head]
                 size -= head
@@ -217,7 +232,20 @@ class PartitionOrder:
         self.synced = max(self.synced, last)
         counters.events_in += pos
         counters.reordered += reordered
-        yield from self._finish()
+        yield from self._watched(self._finish())
+
+    def _watched(self, events: Iterable[HeapEvent]) -> Iterator[HeapEvent]:
+        """``events`` through the :attr:`watch` filter (the stage's less
+        common ways out; the common ones test it inline)."""
+        watch, special = self.watch, self.on_special
+        if watch is None or special is None:
+            yield from events
+            return
+        for ev in events:
+            if ev.kind < _PROCESS_START and ev.pid in watch:
+                yield ev
+            else:
+                yield from special(ev)
 
     def _one_by_one(self, times: list[int]) -> Iterator[HeapEvent]:
         """Other records that may be beyond the window: each as ``ordered`` takes it."""

@@ -230,7 +230,7 @@ def test_positions_told_by_the_ordering_stage(tmp_path, body):
         by_index, told = (replay_partition(path, index, 2, index_is_position=flag) for flag in (True, False))
         assert [p.key for p in told.processes] == [p.key for p in by_index.processes]
         assert told.order_exact == by_index.order_exact
-        # every own event's position, as PartitionReplay._own reads it
+        # every own event's position, as PartitionReplay._special reads it
         reader, trace_input = open_trace(path, None, ReaderOptions(pids=PidPartition(index, 2), pid_stubs=True))
         with trace_input:
             order = PartitionOrder(ReplayOptions(), ReplayCounters(), by_index=False)
