@@ -21,6 +21,7 @@ from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
 from heaplint.rules.fastcompare import EVENT_ITEMS  # noqa: F401 - also imported from here
+from heaplint.rules.inline import src_fn
 from heaplint.rules.expr import Expression
 from heaplint.rules.literals import LiteralError, canonical, parse_float, parse_int, parse_unit
 from heaplint.rules.operators import build_call_or_aggregate, compile_operator
@@ -385,7 +386,8 @@ def _known_kind_field(name: str, kind: int) -> Compiled | None:
     if name == "moving":
         if kind != _REALLOC:
             return Compiled(lambda c: False, T.BOOL, name, 9, True, False, ref=name)
-        return Compiled(lambda c: c.ev.address != c.ev.old_address, T.BOOL, name, ref=name)
+        return Compiled(src_fn("c.ev[{0}] != c.ev[{1}]", EVENT_ITEMS["address"], EVENT_ITEMS["old_address"]),
+                        T.BOOL, name, ref=name)
     return None
 
 

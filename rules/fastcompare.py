@@ -23,6 +23,7 @@ from typing import Any, Callable
 from heaplint.engine.blocks import Block
 from heaplint.engine.events import HeapEvent
 from heaplint.rules import registry as R
+from heaplint.rules.inline import chain_src, src_fn
 
 Fn = Callable[[Any], Any]
 
@@ -43,6 +44,7 @@ ENDED_ITEMS = {"ended_size": (Block._fields.index("size"), 0), "ended_moves": (B
 #: the ``ended`` field's getter (``ctx.ended is not None``): an and-chain that
 #: starts with it tests it inline (see :func:`ended_and`)
 ENDED_GETTER = R.FIELDS["ended"].getter(R.EVENT)
+
 _TIME = HeapEvent._fields.index("time")
 _BLOCK_TIME = Block._fields.index("time")
 
@@ -70,85 +72,59 @@ def compare_const(op: Callable[[Any, Any], Any], sym: str, a: Any, v: Any, event
     return None
 
 
+_FAST_SYMS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _cmp(op, sym: str, operand: str, consts: tuple, v: Any) -> Fn:
+    """``OPERAND SYM v`` as a source-carrying closure (rules/inline.py);
+    ``operand`` is a template over ``consts``.  Operators without a symbol
+    of their own call ``op``."""
+    n = len(consts)
+    if sym in _FAST_SYMS:
+        return src_fn(f"{operand} {sym} {{{n}}}", *consts, v)
+    return src_fn(f"{{{n}}}({operand}, {{{n + 1}}})", *consts, op, v)
+
+
+def compare_operand(op, sym: str, fa: Fn, v: Any) -> Fn:
+    """``fa(c) SYM v`` for any operand closure: its source pasted in when it
+    carries one (rules/inline.py), else a call."""
+    src = getattr(fa, "src", None)
+    if src is not None:
+        return _cmp(op, sym, f"({src[0]})", src[1], v)
+    return _cmp(op, sym, "{0}(c)", (fa,), v)
+
+
 def _item(op, sym: str, i: int, v: Any) -> Fn:
     """An event field (item ``i`` of the HeapEvent) compared with a constant."""
-    if sym == "==":
-        return lambda c: c.ev[i] == v
-    if sym == "!=":
-        return lambda c: c.ev[i] != v
-    if sym == ">":
-        return lambda c: c.ev[i] > v
-    if sym == ">=":
-        return lambda c: c.ev[i] >= v
-    if sym == "<":
-        return lambda c: c.ev[i] < v
-    return lambda c: op(c.ev[i], v)
+    return _cmp(op, sym, "c.ev[{0}]", (i,), v)
 
 
 def _win_total(op, sym: str, p: int, v: Any) -> Fn:
     """A window count() or sum() compared with a constant."""
-    if sym == ">":
-        return lambda c: c.win[p] > v
-    if sym == ">=":
-        return lambda c: c.win[p] >= v
-    if sym == "<":
-        return lambda c: c.win[p] < v
-    return lambda c: op(c.win[p], v)
+    return _cmp(op, sym, "c.win[{0}]", (p,), v)
 
 
 def _win_rate(op, sym: str, p: int, cell: list, v: Any) -> Fn:
     """A window rate(): its count times the factor the rule's ``over`` set."""
-    if sym == ">":
-        return lambda c: c.win[p] * cell[0] > v
-    if sym == ">=":
-        return lambda c: c.win[p] * cell[0] >= v
-    if sym == "<":
-        return lambda c: c.win[p] * cell[0] < v
-    return lambda c: op(c.win[p] * cell[0], v)
+    return _cmp(op, sym, "c.win[{0}] * {1}[0]", (p, cell), v)
 
 
 def _win_share(op, sym: str, p: int, q: int, v: Any) -> Fn:
     """``win[p] / win[q]`` (0 when ``win[q]`` is 0) compared with a constant."""
-    if sym == ">=":
-        return lambda c: ((w[p] / d) if (d := (w := c.win)[q]) else 0) >= v
-    if sym == ">":
-        return lambda c: ((w[p] / d) if (d := (w := c.win)[q]) else 0) > v
-    if sym == "<":
-        return lambda c: ((w[p] / d) if (d := (w := c.win)[q]) else 0) < v
-    return lambda c: op((w[p] / d) if (d := (w := c.win)[q]) else 0, v)
+    return _cmp(op, sym, "((w[{0}] / d) if (d := (w := c.win)[{1}]) else 0)", (p, q), v)
 
 
 def _ended_item(op, sym: str, i: int, missing: Any, v: Any) -> Fn:
     """Item ``i`` of the ended block (``missing`` when the event ended none)."""
-    if sym == ">=":
-        return lambda c: (e[i] if (e := c.ended) is not None else missing) >= v
-    if sym == "<":
-        return lambda c: (e[i] if (e := c.ended) is not None else missing) < v
-    if sym == ">":
-        return lambda c: (e[i] if (e := c.ended) is not None else missing) > v
-    return lambda c: op(e[i] if (e := c.ended) is not None else missing, v)
+    return _cmp(op, sym, "(e[{0}] if (e := c.ended) is not None else {1})", (i, missing), v)
 
 
 def _lifetime(op, sym: str, v: Any) -> Fn:
     """Age of the ended block at the event (0 when the event ended none)."""
-    t, bt = _TIME, _BLOCK_TIME
-    if sym == "<=":
-        return lambda c: ((c.ev[t] - e[bt]) if (e := c.ended) is not None else 0) <= v
-    if sym == "<":
-        return lambda c: ((c.ev[t] - e[bt]) if (e := c.ended) is not None else 0) < v
-    if sym == ">=":
-        return lambda c: ((c.ev[t] - e[bt]) if (e := c.ended) is not None else 0) >= v
-    return lambda c: op((c.ev[t] - e[bt]) if (e := c.ended) is not None else 0, v)
+    return _cmp(op, sym, "((c.ev[{0}] - e[{1}]) if (e := c.ended) is not None else 0)", (_TIME, _BLOCK_TIME), v)
 
 
 def ended_and(rest: tuple) -> Fn:
-    """``ended and rest[0] and ...`` (1 to 3 more terms) with ``ended`` read
-    inline: the guard most rules about frees start with."""
-    if len(rest) == 1:
-        (f1,) = rest
-        return lambda c: c.ended is not None and f1(c)
-    if len(rest) == 2:
-        f1, f2 = rest
-        return lambda c: c.ended is not None and f1(c) and f2(c)
-    f1, f2, f3 = rest
-    return lambda c: c.ended is not None and f1(c) and f2(c) and f3(c)
+    """``ended and rest[0] and ...`` with ``ended`` read inline: the guard
+    most rules about frees start with."""
+    return chain_src("and", (ENDED_GETTER, *rest))

@@ -14,7 +14,8 @@ from lark import Tree
 from heaplint.rules import registry as R
 from heaplint.rules import types as T
 from heaplint.rules.diagnostics import did_you_mean
-from heaplint.rules.fastcompare import ENDED_GETTER, compare_const, ended_and
+from heaplint.rules.fastcompare import compare_const, compare_operand
+from heaplint.rules.inline import chain_src, src_fn
 from heaplint.rules.globs import compile_glob
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,18 +171,7 @@ def chain_fn(word: str, terms: tuple):
     """One closure for ``terms[0] and terms[1] and ...`` (or ``or``), 1 to 4 terms."""
     if len(terms) == 1:
         return terms[0]
-    if word == "and" and terms[0] is ENDED_GETTER:
-        return ended_and(terms[1:])
-    if len(terms) == 2:
-        f0, f1 = terms
-        return (lambda c: f0(c) and f1(c)) if word == "and" else (lambda c: f0(c) or f1(c))
-    if len(terms) == 3:
-        f0, f1, f2 = terms
-        return (lambda c: f0(c) and f1(c) and f2(c)) if word == "and" else (lambda c: f0(c) or f1(c) or f2(c))
-    f0, f1, f2, f3 = terms
-    if word == "and":
-        return lambda c: f0(c) and f1(c) and f2(c) and f3(c)
-    return lambda c: f0(c) or f1(c) or f2(c) or f3(c)
+    return chain_src(word, terms)  # one closure; code generators paste its source (rules/inline.py)
 
 
 def _total(a: "Compiled") -> int | None:
@@ -196,18 +186,7 @@ def _compare(op, sym: str, a: "Compiled", b: "Compiled"):
         fast = compare_const(op, sym, a, b.value, fdef.getters.get(R.EVENT) if fdef is not None else None)
         if fast is not None:
             return fast
-        v = b.value
-        if sym == "==":
-            return lambda c: fa(c) == v
-        if sym == ">":
-            return lambda c: fa(c) > v
-        if sym == ">=":
-            return lambda c: fa(c) >= v
-        if sym == "<":
-            return lambda c: fa(c) < v
-        if sym == "<=":
-            return lambda c: fa(c) <= v
-        return lambda c: fa(c) != v
+        return compare_operand(op, sym, fa, b.value)
     return lambda c: op(fa(c), fb(c))
 
 
@@ -373,12 +352,11 @@ def window_reader(spec: Any):
     (:class:`heaplint.rules.windows.Group`), read in place, nothing copied."""
     p = spec.pos
     name = spec.name
+    # source-carrying (rules/inline.py): a condition that reads it pastes it in
     if name in ("count", "sum"):
-        return lambda c: c.win[p]
+        return src_fn("c.win[{0}]", p)
     if name == "rate":
-        cell = spec.rate_cell
-        return lambda c: c.win[p] * cell[0]
+        return src_fn("c.win[{0}] * {1}[0]", p, spec.rate_cell)
     if name == "avg":
-        q = p + 1
-        return lambda c: (w[p] / n) if (n := (w := c.win)[q]) else 0
-    return lambda c: dq[0][1] if (dq := c.win[p]) else 0  # min, max: a monotonic deque
+        return src_fn("((w[{0}] / d) if (d := (w := c.win)[{1}]) else 0)", p, p + 1)
+    return src_fn("(q[0][1] if (q := c.win[{0}]) else 0)", p)  # min, max: a monotonic deque

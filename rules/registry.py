@@ -24,6 +24,7 @@ from heaplint.engine.events import KIND_NAMES, Source
 from heaplint.rules import context as cx
 from heaplint.rules import types as T
 from heaplint.rules.context import Ctx
+from heaplint.rules.inline import src_fn
 
 EVENT, ANOMALY, BLOCK, HEAP, PROCESS, TRACE, COVERAGE = (
     "event", "anomaly", "block", "heap", "process", "trace", "coverage",
@@ -213,7 +214,7 @@ FIELD_LIST: list[FieldDef] = [
     _f("stack", T.STACK, "stack id (compare, group by, or inspect with stack_has/top_frame)",
        event=lambda c: c.ev.stack, block=lambda c: c.block.stack),
     _f("flags", T.INT, "heap create flags", event=lambda c: c.ev.flags, heap=lambda c: c.heaprec.flags),
-    _f("ended", T.BOOL, "the event freed or moved a live block", event=lambda c: c.ended is not None),
+    _f("ended", T.BOOL, "the event freed or moved a live block", event=src_fn("c.ended is not None")),
     _f("lifetime", T.DURATION, "age of the block the event freed or moved (0 when none)", event=_lifetime),
     _f("ended_size", T.SIZE, "size of the block the event freed or moved (0 when none)",
        event=lambda c: c.ended.size if c.ended is not None else 0),

@@ -24,6 +24,8 @@ from heaplint.engine.state import ANOMALY_KINDS, ProcessState
 from heaplint.rules.compiler import EVENT_ITEMS
 from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
+from heaplint.rules.fusedplan import always as _always
+from heaplint.rules.fusedplan import fused_hook
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
 from heaplint.rules.registry import site_key
 from heaplint.rules.sink import FindingSink, stack_of_group
@@ -33,6 +35,9 @@ Pair = tuple[Callable[[Ctx], Any], Callable[[Ctx], None]]
 _N_KINDS = max(int(k) for k in Kind) + 1
 _REALLOC = int(Kind.REALLOC)
 _PID = HeapEvent._fields.index("pid")
+#: evaluate the plan through one generated function (rules/fusedplan.py);
+#: False: the loop over the pairs, the reference the tests compare it with
+FUSED = True
 
 
 class RuleRun:
@@ -105,6 +110,12 @@ class RuleRun:
         raise RuntimeError("RuleRun.attach() must come before the replay")
 
     def _event_hook(self) -> Callable[[HeapEvent, Any], None]:
+        if FUSED:
+            return fused_hook(self.ctx, self.plan, self.reads_ended, self.anomaly_plan)
+        return self._loop_hook()
+
+    def _loop_hook(self) -> Callable[[HeapEvent, Any], None]:
+        """The plan walked pair by pair (the reference for :func:`fused_hook`)."""
         c = self.ctx
         state = c.state
         plan = self.plan
@@ -235,10 +246,6 @@ def _key_of(by: tuple[str, ...], getters: list[Callable[[Ctx], Any]]) -> Callabl
         g0, g1 = getters
         return lambda c: (c.ev.pid, g0(c), g1(c))
     return lambda c: (c.ev.pid, *[g(c) for g in getters])
-
-
-def _always(c: Ctx) -> bool:
-    return True
 
 
 def run_events(

@@ -29,6 +29,9 @@ Step = Callable[[Any], bool]
 _PID = HeapEvent._fields.index("pid")
 _GETTER_ITEMS = {R.FIELDS[name].getters[R.EVENT]: i for name, i in EVENT_ITEMS.items()}
 OnRise = Callable[[Any, Group, tuple], None]
+#: build generated steps (rules/windowgen.py); False: the closures below, the
+#: reference the tests compare the generated steps with
+GENERATED = True
 
 
 def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
@@ -38,6 +41,8 @@ def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tup
     ``(step, never)`` (a step returns None).  None when no event of that kind can be filed (every ``where``
     is false for it).  ``key_items``: when the group key is ``(pid, ev[i])`` or
     ``(pid, ev[i], ev[j])``, ``(i,)`` or ``(i, j)``: the steps build it without calling ``key_of``."""
+    if GENERATED:
+        return generate_step(ws, aggs, key_of, when, on_rise, key_items)
     key_of = _inline_key(key_of, key_items)
     set_rate(aggs, ws.over)
     always = ws.file_all  # no where at all: every event is filed
@@ -334,3 +339,6 @@ def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: 
             g.active = False
 
     return step
+
+
+from heaplint.rules.windowgen import generate_step  # noqa: E402 - it imports this module's tables
