@@ -24,6 +24,8 @@ _KIND = HeapEvent._fields.index("kind")
 #: the branches' order: the commonest kinds first (it changes nothing else)
 _ORDER = [int(Kind.ALLOC), int(Kind.FREE), int(Kind.REALLOC)]
 _EV = (("c.ev[", "ev["),)
+#: kinds whose rules read the ended block keep it in a local too
+_EV_ENDED = (("c.ev[", "ev["), ("c.ended", "ended"))
 
 
 def always(c: Any) -> bool:
@@ -43,19 +45,21 @@ def fused_hook(c: Any, plan: list, reads_ended: list, aplan: dict) -> Callable[[
         lines.append(f"    kind = ev[{_KIND}]")
     for n, k in enumerate(kinds):
         lines.append(f"    {'if' if n == 0 else 'elif'} kind == {k}:")
+        local = _EV
         if reads_ended[k]:  # a property (it may decode the block): read once, when needed
-            lines.append(f"        c.ended = {state}.ended")
+            lines.append(f"        ended = c.ended = {state}.ended")
+            local = _EV_ENDED
         for pred, act in plan[k]:
             if act is _never:  # a window step: it returns None
                 emit = getattr(pred, "emit", None)  # a generated step pastes its body (rules/windowgen.py)
                 if emit is not None:
-                    lines += emit(inl, "    ")
+                    lines += emit(inl, "    ", local[1:])
                 else:
                     lines.append(f"        {inl.name(pred, 'step')}(c)")
             elif pred is always:
                 lines.append(f"        {inl.name(act, 'act')}(c)")
             else:
-                lines += [f"        if {inl.expr(pred, _EV)}:", f"            {inl.name(act, 'act')}(c)"]
+                lines += [f"        if {inl.expr(pred, local)}:", f"            {inl.name(act, 'act')}(c)"]
     if aplan:
         lines += ["    if anomalies:", f"        {inl.name(_anomaly_walk(c, aplan), 'anomalies')}(anomalies)"]
     return inl.compile("\n".join(lines) + "\n", "on_event")

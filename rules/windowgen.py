@@ -54,10 +54,11 @@ def generate_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable, when: 
     tests = [(w, items) for w, items, _ in conds.values()]
     nested = nested_where([terms for _, _, terms in conds.values()])
 
-    def emit(inl: Inliner, pad: str | None) -> list[str]:
+    def emit(inl: Inliner, pad: str | None, local: tuple = ()) -> list[str]:
         """The step's lines: a function (``pad`` None) or, indented by
-        ``pad``, a body to paste where ``c`` and ``ev`` are set."""
-        gen = _Gen(ws, key_of, key_items, inl, pad)
+        ``pad``, a body to paste where ``c`` and ``ev`` are set (and the
+        locals of ``local``, ``(text, name)`` pairs as Inliner.expr takes)."""
+        gen = _Gen(ws, key_of, key_items, inl, pad, local)
         gen.filing(tests, always, nested)
         gen.group()
         gen.expire()
@@ -77,8 +78,11 @@ class _Gen:
     """The source of one step, line by line."""
 
     def __init__(self, ws: WindowState, key_of: Callable, key_items: tuple | None, inl: Inliner,
-                 pad: str | None) -> None:
+                 pad: str | None, local: tuple = ()) -> None:
         self.ws = ws
+        self.ev_local = _EV + local
+        self.win_local = _EV_WIN + local
+        self.ended = dict(local).get("c.ended", "c.ended")  # how the code reads ctx.ended
         self.inl = inl
         #: a function returns where the step ends early; a pasted body nests
         #: the rest under the opposite test instead, one level deeper each time
@@ -111,14 +115,14 @@ class _Gen:
         if nested is not None:
             outer, rest = nested
             inner = 1 - outer
-            self.add(f"    h{outer} = {self.inl.expr(conds[outer][0], _EV)}")
+            self.add(f"    h{outer} = {self.inl.expr(conds[outer][0], self.ev_local)}")
             if not always:
                 self.go_on_if(f"h{outer}")
-            self.add(f"    h{inner} = h{outer} and {self.inl.expr(rest, _EV)}")
+            self.add(f"    h{inner} = h{outer} and {self.inl.expr(rest, self.ev_local)}")
             self.sure = None if always else outer
             return
         for i, (test, _) in enumerate(conds):
-            self.add(f"    h{i} = {self.inl.expr(test, _EV)}")
+            self.add(f"    h{i} = {self.inl.expr(test, self.ev_local)}")
         # one where and no event filed without it: whoever gets past the test takes it
         self.sure = 0 if not always and len(conds) == 1 else None
         if not always:
@@ -133,7 +137,7 @@ class _Gen:
             key = ", ".join(f"ev[{i}]" for i in (_PID, *items))
             self.add(f"    key = ({key})")
         elif self.key_of is R.site_key:  # (pid, site) as registry.site_key builds it
-            self.add("    blk = c.ended",
+            self.add(f"    blk = {self.ended}",
                      "    if blk is None:",
                      "        blk = ev",
                      "    stk = blk.stack",
@@ -218,7 +222,7 @@ class _Gen:
 
     def _value(self, value: Callable) -> str:
         vi = _GETTER_ITEMS.get(value)
-        return f"ev[{vi}]" if vi is not None else self.inl.expr(value, _EV)
+        return f"ev[{vi}]" if vi is not None else self.inl.expr(value, self.ev_local)
 
     def finish(self, when: Callable, on_rise: Callable) -> None:
         """Count the filing (sweeping now and then), evaluate the condition, report a rise."""
@@ -228,7 +232,7 @@ class _Gen:
                  f"    if not n % {SWEEP_EVERY}:",
                  f"        {n(self.ws.sweep, 'sweep')}(b)",
                  "    c.win = totals",
-                 f"    if {self.inl.expr(when, _EV_WIN)}:",
+                 f"    if {self.inl.expr(when, self.win_local)}:",
                  "        if not g.active:",
                  "            g.active = True",
                  f"            {n(on_rise, 'rise')}(c, g, key)",
