@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 from heaplint.engine.errors import HeaplintError
 from heaplint.engine.partition import PartResult, is_trace_scope, replay_partition
 from heaplint.engine.partition_merge import merge_parts
+from heaplint.engine.partition_order import PartitionAbandoned
 from heaplint.engine.readers import ReaderOptions
 from heaplint.engine.replay import ReplayOptions
 
@@ -134,6 +135,13 @@ class Failed:
     error: HeaplintError
 
 
+@dataclass
+class Abandoned:
+    """A partition that gave up (:class:`PartitionAbandoned`): its trace is replayed whole."""
+
+    reason: str
+
+
 #: rule sets a forked worker inherits from its parent, by AnalysisSpec.token
 _INHERITED: dict[int, Any] = {}
 #: rule sets this process compiled, by their arguments
@@ -167,6 +175,8 @@ def run_task(task: Task) -> Any:
         return run_whole(task.path, spec, ruleset)
     except HeaplintError as err:
         return Failed(err)
+    except PartitionAbandoned as why:
+        return Abandoned(str(why))
 
 
 def run_whole(path: str, spec: AnalysisSpec, ruleset: Any) -> Any:
@@ -227,6 +237,8 @@ def run_traces(traces: Sequence[str], spec: AnalysisSpec, jobs: int, ruleset: An
 
 
 def _merge(tasks: list[Task], results: list[Any], ruleset: Any) -> Any:
+    if any(isinstance(r, Abandoned) for r in results):  # a whole replay meets any error too
+        return run_task(Task(tasks[0].spec, tasks[0].path))
     failed = [(i, r) for i, r in enumerate(results) if isinstance(r, Failed)]
     if failed:
         # the error a whole replay meets first: the smallest line (errors

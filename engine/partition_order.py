@@ -53,6 +53,19 @@ _TOP = 1 << 80  # a position after every other
 _INF_KEY = (_INF, _TOP)
 _MARKS_AT = 1024  # forget the marks of long released events once this many
 _PROCESS_START = int(Kind.PROCESS_START)
+#: runs of other records a partition may hold at once before it gives up
+#: (:class:`PartitionAbandoned`); a few MiB
+PENDING_LIMIT = 1 << 16
+
+
+class PartitionAbandoned(Exception):
+    """A partition gives up: the other records it would have to keep grow
+    with the trace instead of staying within the reorder window.  That
+    happens when realloc pairing has a run open that only an own record can
+    settle and no own record comes any more (the partition's processes
+    ended in the middle of a move).  The trace is then replayed whole
+    (:func:`heaplint.engine.parallel.run_traces`), so memory stays bounded
+    and the output is that of ``--jobs 1``."""
 
 
 class PartitionOrder:
@@ -143,6 +156,8 @@ class PartitionOrder:
                     pos += len(item)
                     if len(pending) > 64:
                         self._compact(limit, last)
+                        if len(pending) > PENDING_LIMIT:
+                            raise PartitionAbandoned(f"{len(pending)} runs of other records pending")
                 else:
                     self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
                     yield from self._watched(self._one_by_one(item))
