@@ -61,11 +61,14 @@ def fused_hook(c: Any, plan: list, reads_ended: list, aplan: dict) -> Callable[[
             else:
                 lines += [f"        if {inl.expr(pred, local)}:", f"            {inl.name(act, 'act')}(c)"]
     if aplan:
-        lines += ["    if anomalies:", f"        {inl.name(_anomaly_walk(c, aplan), 'anomalies')}(anomalies)"]
+        lines += ["    if anomalies:", f"        {inl.name(anomaly_walk(c, aplan), 'anomalies')}(anomalies)"]
     return inl.compile("\n".join(lines) + "\n", "on_event")
 
 
-def _anomaly_walk(c: Any, aplan: dict) -> Callable[[Any], None]:
+def anomaly_walk(c: Any, aplan: dict) -> Callable[[Any], None]:
+    """``walk(anomalies)``: the rules of ``aplan`` (per anomaly kind) on each
+    anomaly of one event, with context ``c`` (the generated hook and the
+    reference loop share it)."""
     state = c.state
 
     def walk(anomalies: Any) -> None:

@@ -25,7 +25,7 @@ from heaplint.rules.compiler import EVENT_ITEMS
 from heaplint.rules.context import Ctx, event_heap
 from heaplint.rules.endrules import EndRules
 from heaplint.rules.fusedplan import always as _always
-from heaplint.rules.fusedplan import fused_hook
+from heaplint.rules.fusedplan import anomaly_walk, fused_hook
 from heaplint.rules.model import END_RULE, EVENT_RULE, WINDOW_RULE
 from heaplint.rules.registry import site_key
 from heaplint.rules.sink import FindingSink, stack_of_group
@@ -119,7 +119,7 @@ class RuleRun:
         c = self.ctx
         state = c.state
         plan = self.plan
-        aplan = self.anomaly_plan
+        walk = anomaly_walk(c, self.anomaly_plan) if self.anomaly_plan else None
         reads_ended = self.reads_ended
 
         def on_event(ev: HeapEvent, anomalies: Any) -> None:
@@ -132,15 +132,8 @@ class RuleRun:
                 for pred, act in pairs:
                     if pred(c):
                         act(c)
-            if anomalies and aplan:
-                c.ended = state.ended
-                for a in anomalies:
-                    pairs = aplan.get(a.kind)
-                    if pairs:
-                        c.anom = a
-                        for pred, act in pairs:
-                            if pred(c):
-                                act(c)
+            if anomalies and walk is not None:
+                walk(anomalies)
 
         return on_event
 
