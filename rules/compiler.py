@@ -93,7 +93,7 @@ class AggSpec:
     where_const: bool | None = None
     #: canonical text of the where (aggregates with the same where test it once)
     where_text: str | None = None
-    #: the where's operands as an and-chain of Compiled values (windowstep tests a where that extends another once)
+    #: the where's operands as an and-chain of Compiled values (a window step tests a where that extends another once)
     where_terms: tuple = ()
 
 

@@ -1,7 +1,7 @@
-"""Generated per-event steps of window rules (the fast path of windowstep.py).
+"""Generated per-event steps of window rules (the steps that run; windowstep.py keeps the reference).
 
 :func:`generate_step` writes the Python source of one function per rule and
-event kind that does what the closures of rules/windowstep.py do (file the
+event kind that does what the reference closure of rules/windowstep.py does (file the
 event, expire buckets, update the totals, evaluate the condition, report a
 rise), with everything that is known when the rule is compiled written into
 the code: the aggregates' positions and operations unrolled, the group key
@@ -11,8 +11,9 @@ built from the event's items (or its site) in place, and the ``where`` and
 and expires one, so what is left per event is that bookkeeping, without the
 calls and loops around it.
 
-The results are those of windowstep.py: tests/test_rules_windowgen.py runs
-both, and a list model, on random events and rules.
+The results are those of the reference: tests/test_rules_windowgen.py runs
+both on random events and rules, tests/test_rules_windows.py checks them
+against a list model.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any, Callable, Sequence
 from heaplint.engine.events import HeapEvent
 from heaplint.rules import registry as R
 from heaplint.rules.inline import Inliner
-from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, WindowState, set_rate
-from heaplint.rules.windowstep import _GETTER_ITEMS, _never, nested_where
+from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, WindowState
+from heaplint.rules.windowstep import _GETTER_ITEMS, _never, classify, nested_where
 
 _PID = HeapEvent._fields.index("pid")
 _TIME = HeapEvent._fields.index("time")
@@ -37,20 +38,10 @@ def generate_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable, when: 
     """The ``(step, never)`` pair for events of one kind, as
     :func:`heaplint.rules.windowstep.build_step` (None when no event of the
     kind can be filed)."""
-    set_rate(aggs, ws.over)
-    always = ws.file_all  # no where at all: every event is filed
-    uncond: list[Any] = []
-    conds: dict[str, tuple[Callable, list[Any], tuple]] = {}  # where text -> (test, its aggregates, its terms)
-    for a in aggs:
-        if a.where is None:
-            uncond.append(a)
-        elif a.where_const is True:
-            always = True
-            uncond.append(a)
-        elif a.where_const is None:
-            conds.setdefault(a.where_text, (a.where, [], a.where_terms))[1].append(a)
-    if not always and not conds:
+    filing = classify(ws, aggs)
+    if filing is None:
         return None
+    always, uncond, conds = filing
     tests = [(w, items) for w, items, _ in conds.values()]
     nested = nested_where([terms for _, _, terms in conds.values()])
 

@@ -1,14 +1,14 @@
-"""The per-event closures of window rules (built by
+"""The per-event steps of window rules (built by
 :meth:`heaplint.rules.windows.WindowState.make_step`).
 
-One closure per rule and event kind files the event in its group, expires
-the buckets that left the window, leaves the group's totals in ``ctx.win``
-(the aggregates' compiled readers index them in place) and evaluates the
-rule's condition.  Aggregates whose ``where`` is the same condition test it
-once.  The commonest shape, one count/rate/sum, has its own closure with the
-bookkeeping inlined; its results are those of the general one (the
-property tests in tests/test_rules_windows.py compare both with a naive
-list model).
+One step per rule and event kind files the event in its group, expires the
+buckets that left the window, leaves the group's totals in ``ctx.win`` (the
+aggregates' compiled readers index them in place) and evaluates the rule's
+condition.  The steps that run are generated per rule and kind
+(rules/windowgen.py: bookkeeping inlined, aggregates unrolled, wheres shared
+and nested).  The closure here, :func:`_general`, is the plain reference
+they are compared with (tests/test_rules_windowgen.py); both are checked
+against a naive list model (tests/test_rules_windows.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from heaplint.rules import registry as R
 from heaplint.engine.events import HeapEvent
-from heaplint.rules.fastcompare import ENDED_GETTER, EVENT_ITEMS
+from heaplint.rules.fastcompare import EVENT_ITEMS
 from heaplint.rules.operators import chain_fn
 from heaplint.rules.windows import _MAX_AGE, SWEEP_EVERY, Group, WindowState, set_rate
 
@@ -37,41 +37,46 @@ GENERATED = True
 def build_step(ws: WindowState, aggs: Sequence[Any], key_of: Callable[[Any], tuple], when: Callable[[Any], Any],
                on_rise: OnRise, key_items: tuple | None = None) -> tuple[Callable[[Any], Any], Step] | None:
     """The ``(predicate, action)`` pair of the runtime's plan for events of
-    one kind: ``(where, step)`` for one aggregate with a where, otherwise
-    ``(step, never)`` (a step returns None).  None when no event of that kind can be filed (every ``where``
+    one kind: ``(step, never)`` (a step returns None).  None when no event of that kind can be filed (every ``where``
     is false for it).  ``key_items``: when the group key is ``(pid, ev[i])`` or
     ``(pid, ev[i], ev[j])``, ``(i,)`` or ``(i, j)``: the steps build it without calling ``key_of``."""
     if GENERATED:
         return generate_step(ws, aggs, key_of, when, on_rise, key_items)
+    filing = classify(ws, aggs)
+    if filing is None:
+        return None
+    always, uncond, conds = filing
+    tests = [(w, tuple(_item(a) for a in items)) for w, items, _ in conds.values()]
     key_of = _inline_key(key_of, key_items)
+    return _general(ws, tests, tuple(_item(a) for a in uncond), always, key_of, when, on_rise), _never
+
+
+def classify(ws: WindowState, aggs: Sequence[Any]) -> tuple[bool, list, dict] | None:
+    """Sort one kind's aggregates for filing: ``(always, uncond, conds)``,
+    ``always`` when every event of the kind is filed, ``uncond`` the
+    aggregates that take every filed event, ``conds`` where text -> (test,
+    its aggregates, its and-terms).  None when no event of the kind can be
+    filed (every ``where`` is false for it).  Sets the rates' window first."""
     set_rate(aggs, ws.over)
     always = ws.file_all  # no where at all: every event is filed
-    uncond: list[tuple] = []  # aggregates that take every filed event
-    conds: dict[str, tuple[Callable, list[tuple], tuple]] = {}  # where text -> (test, its aggregates, its terms)
+    uncond: list[Any] = []
+    conds: dict[str, tuple[Callable, list[Any], tuple]] = {}
     for a in aggs:
-        item = (a.pos, _OPS[a.name], a.value, _item_of(a.value))
         if a.where is None:
-            uncond.append(item)
+            uncond.append(a)
         elif a.where_const is True:
             always = True
-            uncond.append(item)
+            uncond.append(a)
         elif a.where_const is None:
-            conds.setdefault(a.where_text, (a.where, [], a.where_terms))[1].append(item)
+            conds.setdefault(a.where_text, (a.where, [], a.where_terms))[1].append(a)
     if not always and not conds:
         return None
-    tests = [(w, tuple(items)) for w, items, _ in conds.values()]
-    if len(aggs) == 1 and _OPS[aggs[0].name] in (_COUNT, _SUM):
-        test = tests[0][0] if tests else None
-        pos, op, value, vi = (uncond or tests[0][1])[0]
-        step = _single(ws, value if op == _SUM else None, vi, key_of, when, on_rise)
-        return (test, step) if test is not None else (step, _never)
-    if all(_OPS[a.name] == _COUNT for a in aggs):
-        nested = nested_where([terms for _, _, terms in conds.values()])
-        # positions as (position in totals, position in a bucket row) pairs
-        tests = [(w, tuple((item[0], item[0] + 1) for item in items)) for w, items in tests]
-        uncond_pairs = tuple((item[0], item[0] + 1) for item in uncond)
-        return _counts(ws, tests, uncond_pairs, always, nested, key_of, when, on_rise), _never
-    return _general(ws, tests, tuple(uncond), always, key_of, when, on_rise), _never
+    return always, uncond, conds
+
+
+def _item(a: Any) -> tuple:
+    """An aggregate as the reference step reads it: (position, op, value, event item)."""
+    return (a.pos, _OPS[a.name], a.value, _item_of(a.value))
 
 
 def _inline_key(key_of: Callable, key_items: tuple | None) -> Any:
@@ -103,155 +108,6 @@ def nested_where(terms: list[tuple]) -> tuple[int, Callable] | None:
 
 def _never(c: Any) -> None:  # pragma: no cover - steps return None, so their action never runs
     return None
-
-
-def _single(ws: WindowState, value: Callable | None, vi: int | None, key_of: Callable, when: Callable,
-            on_rise: OnRise) -> Step:
-    """One count, rate or sum (position 0), its where tested before: everything inlined.
-    ``vi``: the sum's value is item ``vi`` of the event (read without a call)."""
-    groups = ws.groups
-    get = groups.get
-    k1, k2 = key_of if isinstance(key_of, tuple) else (None, None)
-    width = ws.width
-    admit = ws.admit
-    sweep = ws.sweep
-
-    def step(c: Any) -> None:
-        b = c.ev.time // width
-        if k1 is None:
-            key = key_of(c)
-        elif k2 is None:
-            key = ((ev := c.ev)[_PID], ev[k1])
-        else:
-            key = ((ev := c.ev)[_PID], ev[k1], ev[k2])
-        g = get(key)
-        if g is None or g.last < b - _MAX_AGE:
-            g = admit(key, b, g)
-            if g is None:
-                return
-        totals = g.totals
-        buckets = g.buckets
-        if buckets:
-            low = b - _MAX_AGE
-            while buckets and buckets[0][0] < low:
-                totals[0] -= buckets.popleft()[1]
-        if b > g.last:
-            g.last = b
-        if value is None:
-            amount = 1
-        elif vi is not None:
-            amount = c.ev[vi]
-        else:
-            amount = value(c)
-        if buckets and buckets[-1][0] >= b:
-            buckets[-1][1] += amount
-        else:
-            buckets.append([b, amount])
-        totals[0] += amount
-        n = ws._adds = ws._adds + 1
-        if not n % SWEEP_EVERY:
-            sweep(b)
-        c.win = totals
-        if when(c):
-            if not g.active:
-                g.active = True
-                on_rise(c, g, key)
-        elif g.active:
-            g.active = False
-
-    return step
-
-
-def _counts(ws: WindowState, tests: list, uncond: tuple, always: bool, nested: tuple | None, key_of: Callable,
-            when: Callable, on_rise: OnRise) -> Step:
-    """Counts and rates only: a filed event adds 1 at the positions whose where holds
-    (``tests``, ``uncond``: positions as ``(p, p + 1)``, in totals and in a bucket row).
-    ``nested``: see :func:`nested_where` (two wheres, one extending the other)."""
-    groups = ws.groups
-    get = groups.get
-    k1, k2 = key_of if isinstance(key_of, tuple) else (None, None)
-    width = ws.width
-    admit = ws.admit
-    sweep = ws.sweep
-    zeros = [0] * ws.size
-    all_positions = tuple((p, p + 1) for p in range(ws.size))
-    miss = uncond if always else None  # positions taken when no where holds
-    n_tests = len(tests)
-    w0 = tests[0][0] if tests else None
-    w1 = tests[1][0] if n_tests > 1 else None
-    # the positions an event takes, by which of the first two wheres hold (bit 0, bit 1)
-    table = [miss, tests[0][1] + uncond if tests else None, None, None]
-    if n_tests > 1:
-        table[2] = tests[1][1] + uncond
-        table[3] = tests[0][1] + tests[1][1] + uncond
-
-    def classify(c: Any) -> tuple | None:  # three or more distinct wheres
-        hit = [p for w, ps in tests if w(c) for p in ps]
-        return tuple(hit) + uncond if hit else miss
-
-    rest = w_outer = outer_only = None
-    if nested is not None:
-        outer, rest = nested
-        w_outer, outer_only = tests[outer][0], table[1 << outer]
-        n_tests = -2 if w_outer is ENDED_GETTER else -1
-
-    def step(c: Any) -> None:
-        if n_tests == -2:  # as -1, the outer where being `ended`, read inline
-            positions = (table[3] if rest(c) else outer_only) if c.ended is not None else miss
-        elif n_tests == -1:  # the inner where holds when the outer one and `rest` do
-            positions = (table[3] if rest(c) else outer_only) if w_outer(c) else miss
-        elif n_tests == 1:
-            positions = table[1] if w0(c) else miss
-        elif n_tests == 2:
-            positions = table[(1 if w0(c) else 0) + (2 if w1(c) else 0)]
-        elif n_tests:
-            positions = classify(c)
-        else:
-            positions = uncond
-        if positions is None:
-            return
-        b = c.ev.time // width
-        if k1 is None:
-            key = key_of(c)
-        elif k2 is None:
-            key = ((ev := c.ev)[_PID], ev[k1])
-        else:
-            key = ((ev := c.ev)[_PID], ev[k1], ev[k2])
-        g = get(key)
-        if g is None or g.last < b - _MAX_AGE:
-            g = admit(key, b, g)
-            if g is None:
-                return
-        totals = g.totals
-        buckets = g.buckets
-        if buckets:
-            low = b - _MAX_AGE
-            while buckets and buckets[0][0] < low:
-                row = buckets.popleft()
-                for p, q in all_positions:
-                    totals[p] -= row[q]
-        if b > g.last:
-            g.last = b
-        if buckets and buckets[-1][0] >= b:
-            row = buckets[-1]
-        else:
-            row = [b, *zeros]
-            buckets.append(row)
-        for p, q in positions:
-            row[q] += 1
-            totals[p] += 1
-        n = ws._adds = ws._adds + 1
-        if not n % SWEEP_EVERY:
-            sweep(b)
-        c.win = totals
-        if when(c):
-            if not g.active:
-                g.active = True
-                on_rise(c, g, key)
-        elif g.active:
-            g.active = False
-
-    return step
 
 
 def _general(ws: WindowState, tests: list, uncond: tuple, always: bool, key_of: Callable, when: Callable,
