@@ -130,3 +130,13 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("jobs", ["257", "100000", "-1", "two"])
+def test_an_absurd_jobs_count_is_a_usage_error(tmp_path, capsys, jobs):
+    # found by fuzzing: --jobs 100000 split one trace into 100000 partitions and
+    # started a worker process for each until memory ran out
+    trace = two_processes(tmp_path, {})
+    assert main(["stats", "--jobs", jobs, trace]) == 2
+    err = capsys.readouterr().err
+    assert f"argument --jobs: expected a number of processes from 0 to 256 (0 = one per CPU), got '{jobs}'" in err
