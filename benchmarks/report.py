@@ -39,7 +39,7 @@ class Report:
     inputs: dict[str, str] = field(default_factory=dict)  # name -> description
     throughput: dict[str, list[StageResult]] = field(default_factory=dict)  # input name -> stages
     memory: dict = field(default_factory=dict)
-    jobs: dict = field(default_factory=dict)
+    jobs: dict[str, dict] = field(default_factory=dict)  # input name -> measure_jobs() result
     notes: list[str] = field(default_factory=list)
 
 
@@ -244,11 +244,11 @@ def render(rep: Report) -> str:
                     "(c), (d) and (e) do all of that and more, so (s)/(b) bounds what their ratios can reach."]
     if rep.memory:
         out += ["", "### Memory", ""] + memory_lines(rep.memory)
-    if rep.jobs:
-        out += ["", "### Parallel replay (`--jobs`)", ""]
-        if "input" in rep.jobs:
-            out += [f"Input: {rep.jobs['input']}", ""]
-        out += jobs_lines(rep.jobs)
+    for name, jobs in rep.jobs.items():
+        out += ["", f"### Parallel replay (`--jobs`): {name}", ""]
+        if "input" in jobs:
+            out += [f"Input: {jobs['input']}", ""]
+        out += jobs_lines(jobs)
     if rep.notes:
         out += ["", "### Notes", ""] + [f"- {n}" for n in rep.notes]
     return "\n".join(out) + "\n"

@@ -25,11 +25,11 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from heaplint.engine.errors import HeaplintError
 from heaplint.engine.partition import PartResult, is_trace_scope, replay_partition
@@ -170,7 +170,7 @@ def run_task(task: Task) -> Any:
             return replay_partition(
                 task.path, task.index, task.count, rules=ruleset.enabled if ruleset is not None else None,
                 input_format=spec.input_format, reader_options=spec.reader_options,
-                replay_options=spec.replay_options,
+                replay_options=spec.replay_options, give_up_when_unsure=True,
             )
         return run_whole(task.path, spec, ruleset)
     except HeaplintError as err:
@@ -220,8 +220,18 @@ def run_traces(traces: Sequence[str], spec: AnalysisSpec, jobs: int, ruleset: An
             results = [run_task(t) for t in flat]
         else:
             local = [t for t in flat if t.path == "-"]
+            group = {id(t): g for g, ts in enumerate(tasks) for t in ts}
+
+            def siblings(i: int, result: Any) -> list[int]:
+                """Once a partition gave up, its trace is replayed whole: the
+                other partitions of that trace are not needed."""
+                if not isinstance(result, Abandoned):
+                    return []
+                return [j for j, t in enumerate(remote) if group[id(t)] == group[id(remote[i])]]
+
             remote_results, local_results = run_pool(
-                run_task, remote, jobs, method, while_waiting=lambda: [run_task(t) for t in local])
+                run_task, remote, jobs, method, while_waiting=lambda: [run_task(t) for t in local],
+                unneeded=siblings)
             by_task = dict(zip(map(id, remote), remote_results))
             by_task.update(zip(map(id, local), local_results))
             results = [by_task[id(t)] for t in flat]
@@ -271,12 +281,16 @@ def _worker_init() -> None:
 
 
 def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int, start_method: str,
-             while_waiting: Callable[[], Any] | None = None) -> tuple[list[R], Any]:
+             while_waiting: Callable[[], Any] | None = None,
+             unneeded: Callable[[int, R], Iterable[int]] | None = None) -> tuple[list[R | None], Any]:
     """``[fn(item) for item in items]`` in up to ``jobs`` worker processes,
     plus the value of ``while_waiting()`` run in this process meanwhile.
-    Exceptions from ``fn`` propagate (the first in item order); a worker that
-    dies raises :class:`WorkerCrash`; on any exception, including Ctrl-C, the
-    workers are terminated before it propagates."""
+    ``unneeded(i, result)``, asked as each result comes in, names items whose
+    results are no longer wanted: they are not waited for (their result is
+    None) and their workers are stopped.  Exceptions from ``fn`` propagate
+    (the first in item order); a worker that dies raises
+    :class:`WorkerCrash`; on any exception, including Ctrl-C, the workers are
+    terminated before it propagates."""
     ctx = multiprocessing.get_context(start_method)
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=ctx, initializer=_worker_init)
     futures: list[Future] = []
@@ -294,13 +308,13 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int, start_method: 
                 gc.unfreeze()
         extra = while_waiting() if while_waiting is not None else None
         try:
-            results = [_result(f) for f in futures]
+            results = _results(futures, unneeded)
         except BrokenProcessPool as err:
             raise WorkerCrash(
                 "a worker process ended unexpectedly (killed, out of memory, or a crash); "
                 "run again with --jobs 1 to see the problem in-process"
             ) from err
-        clean = True
+        clean = all(f.done() for f in futures)  # else stop the workers of unneeded items
         return results, extra
     finally:
         if clean:
@@ -312,13 +326,31 @@ def run_pool(fn: Callable[[T], R], items: Sequence[T], jobs: int, start_method: 
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _result(future: Future) -> Any:
-    """``future.result()``, waiting in short slices: a wait without a timeout
+def _results(futures: list[Future], unneeded: Callable[[int, Any], Iterable[int]] | None) -> list[Any]:
+    """The futures' results (None for those ``unneeded`` dropped), taken as
+    they come in.  The first exception in item order is raised once every
+    item before it is done.  Waits in short slices: a wait without a timeout
     blocks in a lock that a signal delivered to one of the pool's helper
     threads never interrupts, so Ctrl-C would not reach this thread."""
-    while not future.done():
-        wait_futures((future,), timeout=0.2)
-    return future.result()
+    results: list[Any] = [None] * len(futures)
+    waiting = dict(zip(futures, range(len(futures))))
+    failed: dict[int, BaseException] = {}
+    while waiting:
+        done, _ = wait_futures(tuple(waiting), timeout=0.2, return_when=FIRST_COMPLETED)
+        for future in done:
+            i = waiting.pop(future, None)
+            if i is None:  # dropped meanwhile
+                continue
+            err = future.exception()
+            if err is not None:
+                failed[i] = err
+                continue
+            results[i] = future.result()
+            for j in unneeded(i, results[i]) if unneeded is not None else ():
+                waiting.pop(futures[j], None)
+        if failed and all(i > min(failed) for i in waiting.values()):
+            raise failed[min(failed)]
+    return results
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

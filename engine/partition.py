@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from heaplint.engine.events import HeapEvent, Kind, TraceInfo
 from heaplint.engine.findings import Finding, ProcessQuality, TraceQuality
 from heaplint.engine.readers import ReaderOptions, guarded_events, open_trace
-from heaplint.engine.partition_order import PartitionOrder
+from heaplint.engine.partition_order import PartitionAbandoned, PartitionOrder
 from heaplint.engine.replay import Replay, ReplayCounters, ReplayOptions
 from heaplint.engine.state import ProcessState
 from heaplint.engine.stats import stats_document, trace_quality
@@ -101,6 +101,9 @@ class PartitionReplay(Replay):
         self.index_is_position = False
         #: False when some order key may be wrong (see :meth:`_special`)
         self.order_exact = True
+        #: raise :class:`PartitionAbandoned` as soon as :attr:`order_exact`
+        #: turns False in the replay (the merge would decline anyway)
+        self.give_up_when_unsure = False
         self._keys: dict[int, tuple[int, int, int]] = {}  # id(ProcessState) -> order key
         self._order: PartitionOrder | None = None
 
@@ -145,6 +148,9 @@ class PartitionReplay(Replay):
         yield ev
         if pos < 0 or (mark is not None and mark[2]) or (t, pos) < before:
             self.order_exact = False
+            if self.give_up_when_unsure:  # the merge would decline: stop now
+                raise PartitionAbandoned(f"process {ev.pid}: its first or last event came out of order, "
+                                         "so its place among the processes is unsure")
         keys = self._keys
         proc = self.state.processes.get(ev.pid)
         if proc is not None and id(proc) not in keys:
@@ -231,11 +237,15 @@ def replay_partition(
     reader_options: ReaderOptions | None = None,
     replay_options: ReplayOptions | None = None,
     index_is_position: bool | None = None,
+    give_up_when_unsure: bool = False,
 ) -> PartResult:
     """Replay partition ``index`` of ``count`` of the trace at ``path``,
     evaluating ``rules`` (compiled rules; ``scope: trace`` ones are left to
     the merge) when given.  ``index_is_position`` overrides what
-    the reader says (see :class:`PartitionReplay`)."""
+    the reader says (see :class:`PartitionReplay`).  With
+    ``give_up_when_unsure``, raise :class:`PartitionAbandoned` as soon as
+    the result could not merge (:attr:`PartitionReplay.order_exact`)
+    instead of finishing it."""
     ropts = dataclasses.replace(reader_options or ReaderOptions(), pids=PidPartition(index, count), pid_stubs=True)
     options = replay_options or ReplayOptions()
     reader, trace_input = open_trace(path, input_format, ropts)
@@ -246,6 +256,7 @@ def replay_partition(
         if rules is None:
             replay = PartitionReplay(options)
             replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
+            replay.give_up_when_unsure = give_up_when_unsure
             replay.run(guarded_events(reader))
         else:
             from heaplint.rules.runtime import RuleRun
@@ -253,6 +264,7 @@ def replay_partition(
             run = RuleRun([r for r in rules if not is_trace_scope(r)], reader.info, reader.stacks, trace=path)
             replay = PartitionReplay(options, on_process_end=run.on_process_end)
             replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
+            replay.give_up_when_unsure = give_up_when_unsure
             run.attach(replay)
             replay.run(guarded_events(reader), run.on_event)
             findings = run.finish(reader.stacks)

@@ -160,7 +160,7 @@ class PartitionOrder:
                             raise PartitionAbandoned(f"{len(pending)} runs of other records pending")
                 else:
                     self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
-                    yield from self._watched(self._one_by_one(item))
+                    yield from self._watched(self._one_by_one(item, last))
                     newest, own_released, pos, head = self.newest, self.own_released, self.pos, self.head
                     size = len(buf)
                     limit = newest - hold
@@ -262,9 +262,11 @@ class PartitionOrder:
             else:
                 yield from special(ev)
 
-    def _one_by_one(self, times: list[int]) -> Iterator[HeapEvent]:
-        """Other records that may be beyond the window: each as ``ordered`` takes it."""
+    def _one_by_one(self, times: list[int], last: tuple) -> Iterator[HeapEvent]:
+        """Other records that may be beyond the window: each as ``ordered``
+        takes it.  (``last`` as in :meth:`events`.)"""
         counters = self.counters
+        pending = self.pending
         for t in times:
             limit = self.newest - self.hold
             if t < limit and t < self.released(limit, self.own_released):
@@ -272,7 +274,11 @@ class PartitionOrder:
             else:
                 if t > self.newest:
                     self.newest = t
-                self.pending.append((self.pos, [t], t, t))
+                pending.append((self.pos, [t], t, t))
+                if len(pending) > 64:  # as in events(): pending stays within the window
+                    self._compact(self.newest - self.hold, last)
+                    if len(pending) > PENDING_LIMIT:
+                        raise PartitionAbandoned(f"{len(pending)} runs of other records pending")
                 yield from self._drain(self.newest - self.hold)
             self.pos += 1
 

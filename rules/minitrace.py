@@ -41,6 +41,8 @@ _POSITIONAL = {Kind.ALLOC: ("address", "size"), Kind.REALLOC: ("old_address", "a
 _KEYS = ("t", "pid", "tid", "heap", "source", "stack", "old_size", "flags", "image")
 _TERM = re.compile(r"\s*(\*|\+|0[xX][0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9]+)?[A-Za-z]*|i)\s*")
 DEFAULT_STEP = 1_000_000  # 1 ms between records unless t= says otherwise
+_PER_I = object()  # a number that uses i (see MiniTrace._compile)
+_STACK = object()  # frames that get a stack id when the record is built
 
 
 class _Error(Exception):
@@ -98,6 +100,7 @@ class MiniTrace:
         self.time = 0
         self.pids: dict[int, str | None] = {}
         self.lines: list[str] = []  # the records as written, for documentation
+        self._records: dict[str, tuple] = {}  # text -> what _compile read of it
 
     def error(self, node: Node, message: str, at: int = 0) -> RuleError:
         if isinstance(node, ScalarNode):
@@ -142,6 +145,39 @@ class MiniTrace:
             raise self.error(node, str(err), err.at) from None
 
     def _event(self, text: str, i: int) -> HeapEvent:
+        # a repeat item builds the same few records many times: each text is
+        # read (and checked) once, the first time it is met
+        record = self._records.get(text)
+        if record is None:
+            record = self._records[text] = self._compile(text, i)
+        kind, steps, time_step = record
+        fields: dict[str, Any] = {"pid": 1, "tid": 1, "heap": 0x10}
+        for name, value, tok in steps:
+            if value is _PER_I:
+                value = number(tok, i)  # checked when compiled: cannot fail
+            elif value is _STACK:
+                value = self._stack_ids.setdefault(tok, len(self._stack_ids) + 1)
+                self.stacks[value] = tok
+            fields[name] = value
+        if time_step is not None:
+            relative, value, tok = time_step
+            if value is _PER_I:
+                value = number(tok, i)
+            self.time = self.time + value if relative else value
+        elif self.events:
+            self.time += DEFAULT_STEP
+        pid = fields["pid"]
+        self.pids.setdefault(pid, None)
+        if kind in (Kind.PROCESS_START, Kind.PROCESS_END) and "image" in fields:
+            self.pids[pid] = fields["image"]
+        return HeapEvent(kind=int(kind), time=self.time, index=len(self.events), **fields)
+
+    def _compile(self, text: str, i: int) -> tuple:
+        """Read one record's text into (kind, field steps, time step), raising
+        :class:`_Error` for what is wrong with it.  A step is (name, value,
+        token): the value, or :data:`_PER_I` for a number that uses ``i``
+        (computed per record from the token), or :data:`_STACK` for frames
+        (the token) that get a stack id when the record is built."""
         tokens = [(m.group(0), m.start()) for m in re.finditer(r"\S+", text)]
         if not tokens:
             raise _Error("empty record")
@@ -149,7 +185,7 @@ class MiniTrace:
         kind = _KINDS.get(word)
         if kind is None:
             raise _Error(f"unknown record kind '{word}'; known: {', '.join(list(_KINDS)[:7])}")
-        fields: dict[str, Any] = {"pid": 1, "tid": 1, "heap": 0x10}
+        steps: list[tuple[str, Any, Any]] = []
         positional = [t for t in tokens[1:] if "=" not in t[0] and t[0] != "->"]
         names = _POSITIONAL[kind]
         if len(positional) > len(names):
@@ -158,8 +194,8 @@ class MiniTrace:
         if len(positional) < required:
             raise _Error(f"'{word}' needs {' '.join(n.upper() for n in names[:required])}")
         for (tok, at), name in zip(positional, names):
-            fields[name] = tok if name == "image" else self._num(tok, i, at)
-        time = None
+            steps.append((name, tok, None) if name == "image" else self._number_step(name, tok, i, at))
+        time_step = None
         for tok, at in tokens[1:]:
             if "=" not in tok:
                 continue
@@ -168,26 +204,28 @@ class MiniTrace:
                 raise _Error(f"unknown key '{key}'; known: {', '.join(_KEYS)}", at)
             vat = at + len(key) + 1
             if key == "t":
-                time = self.time + self._num(value[1:], i, vat) if value.startswith("+") else self._num(value, i, vat)
+                relative = value.startswith("+")
+                _, amount, per_i = self._number_step("t", value[1:] if relative else value, i, vat)
+                time_step = (relative, amount, per_i)
             elif key == "source":
                 src = SOURCE_BY_NAME.get(value.upper())
                 if src is None:
                     raise _Error(f"unknown source '{value}'; known: {', '.join(SOURCE_BY_NAME)}", vat)
-                fields["source"] = int(src)
+                steps.append(("source", int(src), None))
             elif key == "stack":
-                frames = tuple(f for f in value.split(";") if f)
-                fields["stack"] = self._stack_ids.setdefault(frames, len(self._stack_ids) + 1)
-                self.stacks[fields["stack"]] = frames
+                steps.append(("stack", _STACK, tuple(f for f in value.split(";") if f)))
             elif key == "image":
-                fields["image"] = value
+                steps.append(("image", value, None))
             else:
-                fields[key] = self._num(value, i, vat)
-        self.time = time if time is not None else (self.time + DEFAULT_STEP if self.events else self.time)
-        pid = fields["pid"]
-        self.pids.setdefault(pid, None)
-        if kind in (Kind.PROCESS_START, Kind.PROCESS_END) and "image" in fields:
-            self.pids[pid] = fields["image"]
-        return HeapEvent(kind=int(kind), time=self.time, index=len(self.events), **fields)
+                steps.append(self._number_step(key, value, i, vat))
+        return kind, steps, time_step
+
+    @classmethod
+    def _number_step(cls, name: str, tok: str, i: int, at: int) -> tuple[str, Any, Any]:
+        value = cls._num(tok, i, at)  # raises for a bad number, whatever i is
+        if any(m.group(1) == "i" for m in _TERM.finditer(tok)):
+            return name, _PER_I, tok
+        return name, value, None
 
     @staticmethod
     def _num(text: str, i: int, at: int) -> int:

@@ -112,3 +112,21 @@ def sleep_forever(pid_file: str) -> None:
     with open(pid_file, "a") as f:
         f.write(f"{os.getpid()}\n")
     time.sleep(120)
+
+
+def give_up_or_sleep(item: tuple[str, str]) -> str:
+    """("give up", _) returns at once (once the other worker has started);
+    ("sleep", pid_file) writes this worker's pid and sleeps 60 s."""
+    import os
+    import time
+
+    what, pid_file = item
+    if what == "sleep":
+        with open(pid_file, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(60)
+        return "slept"
+    deadline = time.monotonic() + 30
+    while not os.path.exists(pid_file) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "gave up"

@@ -165,6 +165,18 @@ def test_jobs_hook_reports_or_compares(traces):
     assert result["jobs1_s"] > 0 and result["jobs2_s"] > 0
 
 
+def test_report_has_one_jobs_table_per_input():
+    machine = {"nproc": 2, "cpu": "x", "python": "y", "os": "z", "commit": "c", "load_start": "0"}
+    rep = report.Report(size="small", command="cmd", machine=machine)
+    for name, one, two in (("canonical JSONL", 4.0, 2.0), (".etl", 3.0, 2.5)):
+        rep.jobs[name] = {"available": True, "jobs1_s": one, "jobs2_s": two, "speedup": one / two,
+                          "identical": True, "input": f"input of {name}"}
+    text = report.render(rep)
+    jsonl, etl = text.index("`--jobs`): canonical JSONL"), text.index("`--jobs`): .etl")
+    assert jsonl < text.index("input of canonical JSONL") < text.index("| speed-up | 2.00×") < etl
+    assert etl < text.index("input of .etl") < text.index("| speed-up | 1.20×")
+
+
 def _result(key: str, **output) -> StageResult:
     run = {"wall_s": 1.0, "cpu_s": 1.0, "setup_s": 0.0, "peak_rss": 1, "output": output}
     return StageResult(key, "x", runs=[run])

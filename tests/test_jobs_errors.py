@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from jobs_support import ROOT, record, rule_set, square_or_die, square_or_fail, write_lines
+from jobs_support import ROOT, give_up_or_sleep, record, rule_set, square_or_die, square_or_fail, write_lines
 
 from heaplint.engine import analyze
 from heaplint.engine.cli import main
@@ -82,6 +82,21 @@ def test_a_worker_that_dies_is_reported_not_waited_for():
 def test_a_bug_in_a_worker_propagates():
     with pytest.raises(ZeroDivisionError):
         run_pool(square_or_fail, [1, 2, 3], 2, default_start_method())
+
+
+def test_unneeded_items_are_not_waited_for(tmp_path):
+    """Once a partition gives up, its siblings' results are not needed (the
+    trace is replayed whole): run_pool stops their workers instead of
+    waiting for them.  (Were it to wait, the sleeping item would say "slept".)"""
+    pid_file = str(tmp_path / "pids")
+    results, _ = run_pool(give_up_or_sleep, [("give up", pid_file), ("sleep", pid_file)], 2, default_start_method(),
+                          unneeded=lambda i, r: [1] if r == "gave up" else [])
+    assert results == ["gave up", None]
+    for pid in map(int, open(pid_file).read().split()):
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), f"worker {pid} still running"
 
 
 def test_ctrl_c_stops_the_workers(tmp_path):

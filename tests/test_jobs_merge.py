@@ -18,6 +18,7 @@ from heaplint.engine.analyze import analyze_trace
 from heaplint.engine.parallel import AnalysisSpec, plan, resolve_jobs, run_traces
 from heaplint.engine.partition import is_trace_scope, replay_partition
 from heaplint.engine.partition_merge import merge_parts
+from heaplint.engine.partition_order import PartitionAbandoned
 
 FORMATS = ("json", "sarif", "junit", "text", "html")
 
@@ -135,6 +136,26 @@ def test_random_traces_merge_exactly_or_fall_back(tmp_path, rules, body):
         merged = merge_parts(parts, trace_rules)
         if merged is not None:
             assert as_plain(merged) == whole
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(body=heap_records)
+def test_unsure_partitions_give_up_at_once(tmp_path, rules, body):
+    """``--jobs`` workers stop a partition as soon as a process's place in
+    the merge is unsure (the merge would decline): they give up exactly on
+    the partitions that would finish with ``order_exact`` False, and
+    otherwise finish with the same result."""
+    path = write_lines(tmp_path / "t.jsonl", body)
+    for index in range(2):
+        finished = replay_partition(path, index, 2, rules=rules.enabled)
+        try:
+            eager = replay_partition(path, index, 2, rules=rules.enabled, give_up_when_unsure=True)
+        except PartitionAbandoned:
+            assert not finished.order_exact
+        else:
+            assert as_plain(eager) == as_plain(finished)
+            assert eager.order_exact  # (only a record with an escaped key could say otherwise: none here)
 
 
 def test_fallbacks_are_rare(tmp_path, rules):

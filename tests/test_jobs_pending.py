@@ -96,3 +96,34 @@ def test_an_abandoned_partition_means_a_whole_replay(tmp_path, monkeypatch):
     two = analyze([path], use_config=False, jobs=2)
     assert [f.fingerprint for f in two.findings] == [f.fingerprint for f in one.findings]
     assert two.traces[0].stats == one.traces[0].stats
+
+
+def _late_runs(runs: int, hold: int) -> list:
+    """Items of a partition with one own event, then runs of the other
+    partition's times, each with a record later than the window allows
+    (the stage takes those record by record) and none older than the
+    records released before it."""
+    items: list = [HeapEvent(Kind.ALLOC, 0, 1, 5, 0x10, 0x1000, 16)]
+    for k in range(1, runs + 1):
+        t = 3 * hold * k
+        items.append([t, t - 2 * hold])
+    return items
+
+
+def test_record_by_record_runs_are_bounded_too():
+    """Other records taken one by one (beyond the window) are forgotten once
+    released, as runs taken whole are: pending stays within the window."""
+    options = ReplayOptions()
+    hold = max(options.reorder_window_ns, options.pair_window_ns)
+    order = PartitionOrder(options, ReplayCounters())
+    peak = 0
+
+    def feed():  # the items, noting how many runs are pending as each goes in
+        nonlocal peak
+        for item in _late_runs(5000, hold):
+            peak = max(peak, len(order.pending))
+            yield item
+
+    out = list(order.events(feed()))
+    assert [ev.time for ev in out] == [0]
+    assert order.counters.out_of_order == 0 and peak <= 200

@@ -4,6 +4,8 @@ sketches of the built-in pack (tests/data_rules) passing their own examples."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rules_kit import DATA_RULES, load, trace
 
 from heaplint.engine.events import Kind
@@ -106,3 +108,64 @@ def test_runner_verdicts(tmp_path):
     assert "does not contain 'huge'" in results["wrong message"].detail
     assert "unknown parameter 'limt'" in results["bad param"].detail
     assert results["fires"].source.endswith("rules.yaml:8")
+
+
+class _Forgetful(dict):
+    """A MiniTrace record cache that keeps nothing: every record is read afresh."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _minitrace(items, cache=True):
+    import json
+
+    from heaplint.rules.minitrace import MiniTrace
+    from heaplint.rules.yamlsrc import SourceText, load_yaml
+
+    yfile = load_yaml(SourceText("<test>", "trace: " + json.dumps(items) + "\n"))
+    doc = yfile.documents[0]
+    mt = MiniTrace(yfile)
+    if not cache:
+        mt._records = _Forgetful()
+    mt.add_items(doc["trace"], doc.nodes["trace"][1])
+    return mt
+
+
+_TERMS = st.sampled_from(["i", "2", "0x10", "3", "1ms", "16", "1KiB"])
+_EXPR = st.lists(st.lists(_TERMS, min_size=1, max_size=2), min_size=1, max_size=3)  # a sum of products
+
+
+def _spell(expr, i="i"):
+    """``expr`` as text, with ``i`` written as ``i`` or as a number."""
+    return "+".join("*".join(i if term == "i" else term for term in product) for product in expr)
+
+
+@st.composite
+def _records(draw):
+    """(template, fields): a record text with {0}... holes for expressions that may use i."""
+    kind = draw(st.sampled_from(["alloc {0} {1}", "realloc {0} -> {1} {2}", "free {0}", "create {0}", "start"]))
+    holes = kind.count("{")
+    extras = draw(st.lists(st.sampled_from(["t=+{}", "t={}", "pid={}", "tid={}", "stack=f;g", "stack=h", "old_size={}",
+                                            "source=LFH", "image=a.exe", "flags={}"]), max_size=3))
+    text = kind.format(*[f"{{{k}}}" for k in range(holes)])
+    for extra in extras:
+        if "{}" in extra:
+            extra = extra.replace("{}", f"{{{holes}}}")
+            holes += 1
+        text += " " + extra
+    return text, [draw(_EXPR) for _ in range(holes)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_records(), min_size=1, max_size=3), st.integers(1, 4), st.lists(_records(), max_size=2))
+def test_repeat_records_match_records_read_one_by_one(body, count, plain):
+    """Records read once and built per ``i`` (the cache of MiniTrace._compile)
+    equal the same records written out with each ``i`` and read afresh."""
+    written = [text.format(*map(_spell, exprs)) for text, exprs in plain]
+    repeat = {"repeat": count, "events": [text.format(*map(_spell, exprs)) for text, exprs in body]}
+    spelt = [text.format(*[_spell(e, str(k)) for e in exprs]) for k in range(count) for text, exprs in body]
+    fast = _minitrace(written + [repeat] + written)
+    slow = _minitrace(written + spelt + written, cache=False)
+    assert fast.events == slow.events
+    assert (fast.stacks, fast.pids, fast.time) == (slow.stacks, slow.pids, slow.time)
