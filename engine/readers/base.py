@@ -26,9 +26,14 @@ SNIFF_BYTES = 64 * 1024
 COMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
 
 
+class CompressedDataError(TraceError):
+    """A compressed trace that cannot be read to its end.  Where a reader
+    meets it depends on how far it reads ahead of what it decodes."""
+
+
 def compressed_data_error(path: str, err: BaseException, line: int | None = None) -> TraceError:
     """The located error for a compressed trace that cannot be read to its end."""
-    return TraceError(
+    return CompressedDataError(
         f"truncated or corrupt compressed data ({err or type(err).__name__}); "
         "the trace could not be read to its end",
         path=path,
