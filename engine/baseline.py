@@ -122,6 +122,10 @@ def load_baseline(path: str) -> Baseline:
         raise UsageError(f"baseline is not UTF-8 text: {err.reason}", path=path) from err
     except json.JSONDecodeError as err:
         raise UsageError(f"baseline is not valid JSON: {err.msg}", path=path, line=err.lineno, col=err.colno) from err
+    except RecursionError as err:
+        raise UsageError("baseline is not valid JSON: nested too deeply", path=path) from err
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise UsageError("baseline is not valid JSON: a number is too long", path=path) from err
     return Baseline(path, parse_baseline(doc, path))
 
 

@@ -6,6 +6,7 @@ the only place that turns errors into messages and exit codes:
 
 * 0 / 1 — the command's own result (1: findings at or above ``--fail-on``);
 * 2 — usage, rule or trace errors, printed as ``path:line[:col]: message``;
+* a full disk or quota while writing (stdout included) is exit 2 too;
 * anything unexpected is a bug: traceback plus a "please report" line, exit 3.
 """
 
@@ -18,6 +19,7 @@ import traceback
 from typing import Sequence
 
 from heaplint.engine.errors import ErrorCollection, HeaplintError
+from heaplint.engine.output import WRITE_ERRNOS
 
 #: subcommand -> module.  Order is the order ``heaplint --help`` lists them.
 COMMANDS: dict[str, str] = {
@@ -74,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args._run(args))
+        code = int(args._run(args))
+        sys.stdout.flush()  # a full disk or quota shows here, not after main returns
+        return code
     except ErrorCollection as errs:
         for err in errs.errors:
             _print_error(err)
@@ -88,13 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            return _bug()
+        _print_error(HeaplintError(f"cannot write: {err.strerror}", path=err.filename or "<stdout>"))
+        return EXIT_ERROR
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_ERROR)
     except Exception:  # noqa: BLE001 - the one place a bug is turned into a report
-        traceback.print_exc()
-        sys.stderr.write(f"heaplint: internal error; this is a bug, please report it at {REPORT_URL}\n")
-        return EXIT_BUG
+        return _bug()
+
+
+def _bug() -> int:
+    traceback.print_exc()
+    sys.stderr.write(f"heaplint: internal error; this is a bug, please report it at {REPORT_URL}\n")
+    return EXIT_BUG
 
 
 def _print_error(err: HeaplintError) -> None:

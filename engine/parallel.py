@@ -36,6 +36,7 @@ from heaplint.engine.partition import PartResult, is_trace_scope, replay_partiti
 from heaplint.engine.partition_merge import merge_parts
 from heaplint.engine.partition_order import PartitionAbandoned
 from heaplint.engine.readers import ReaderOptions
+from heaplint.engine.readers.base import CompressedDataError
 from heaplint.engine.replay import ReplayOptions
 
 T = TypeVar("T")
@@ -174,6 +175,10 @@ def run_task(task: Task) -> Any:
             )
         return run_whole(task.path, spec, ruleset)
     except HeaplintError as err:
+        if task.count > 1 and isinstance(err, CompressedDataError):
+            # a partition reads ahead in big blocks, so it meets corrupt
+            # compressed data before records that --jobs 1 reports first
+            return Abandoned(f"corrupt compressed data: {err.message}")
         return Failed(err)
     except PartitionAbandoned as why:
         return Abandoned(str(why))

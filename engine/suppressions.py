@@ -120,6 +120,8 @@ def parse_suppressions(text: str, path: str = "<suppressions>") -> list[Suppress
         ) from err
     except yaml.YAMLError as err:
         raise RuleError(f"invalid YAML: {err}", path=path) from err
+    except RecursionError as err:
+        raise RuleError("invalid YAML: nested too deeply", path=path) from err
     if root is None:
         return []
     errors: list[HeaplintError] = []

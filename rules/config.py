@@ -175,6 +175,9 @@ def _layer(ref: str, config: Config, errors: Collector, chain: list[str], origin
             hint = did_you_mean(key, CONFIG_KEYS) or f"; known keys: {', '.join(CONFIG_KEYS)}"
             bad("HLR001", f"unknown config key '{key}'{hint}", knode(key))
     extends = data.get("extends", [])
+    if not isinstance(extends, (str, list)):
+        bad("HLR070", "'extends' is a profile name or path, or a list of them", vnode("extends"))
+        extends = []
     for i, entry in enumerate([extends] if isinstance(extends, str) else extends):
         node = extends.nodes[i] if isinstance(extends, YList) else vnode("extends")
         if not isinstance(entry, str):

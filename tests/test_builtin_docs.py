@@ -40,6 +40,16 @@ def test_update_rewrites_only_the_generated_section(tmp_path, monkeypatch):
     assert bare.read_text(encoding="utf-8") == "no markers\n"
 
 
+def test_update_of_a_missing_or_binary_page_is_a_plain_message(tmp_path, capsys):
+    binary = tmp_path / "page.md"
+    binary.write_bytes(b"\xff\xfe not text")
+    for page, message in ((tmp_path / "missing.md", "cannot read: No such file or directory"),
+                          (tmp_path, "cannot read: Is a directory"),
+                          (binary, "not UTF-8 text: invalid start byte")):  # fmt: skip
+        assert main(["rules", "doc", "--no-config", "--update", str(page)]) == 2
+        assert capsys.readouterr().err == f"{page}: {message}\n"
+
+
 def test_measured_precision_and_recall_are_stated():
     doc = DOC.read_text(encoding="utf-8")
     section = doc.split(MEASURED_BEGIN, 1)[1].split(MEASURED_END, 1)[0]

@@ -145,3 +145,37 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("jobs", ["257", "100000", "-1", "two"])
+def test_an_absurd_jobs_count_is_a_usage_error(tmp_path, capsys, jobs):
+    # found by fuzzing: --jobs 100000 split one trace into 100000 partitions and
+    # started a worker process for each until memory ran out
+    trace = two_processes(tmp_path, {})
+    assert main(["stats", "--jobs", jobs, trace]) == 2
+    err = capsys.readouterr().err
+    assert f"argument --jobs: expected a number of processes from 0 to 256 (0 = one per CPU), got '{jobs}'" in err
+
+
+@pytest.mark.parametrize("corrupt", ["crc", "bad-line-then-crc"])
+def test_corrupt_gzip_is_reported_as_without_jobs(tmp_path, capsys, corrupt):
+    # found by fuzzing: a partition reads ahead in big blocks, so with --jobs 2 a
+    # bad gzip CRC was reported at line 2, and before a bad record that --jobs 1
+    # reports first; such a partition now hands the trace to a whole replay
+    import gzip
+
+    body = [record("alloc", i, 1 + i % 2, heap="0x10", address=f"0x{0x1000 + 64 * i:x}", size=8) for i in range(5000)]
+    if corrupt == "bad-line-then-crc":
+        body[30] = BAD % (30, 1)
+    plain = write_lines(tmp_path / "t.jsonl", body)
+    raw = bytearray(gzip.compress(open(plain, "rb").read()))
+    raw[-8] ^= 0xFF  # the CRC-32 in the gzip trailer
+    trace = tmp_path / "t.jsonl.gz"
+    trace.write_bytes(bytes(raw))
+    outputs = []
+    for jobs in ("1", "2"):
+        assert main(["check", "-q", "--no-builtin", "--jobs", jobs, str(trace)]) == 2
+        outputs.append(capsys.readouterr().err)
+    assert outputs[0] == outputs[1], outputs
+    expected = "t.jsonl.gz:32:" if corrupt == "bad-line-then-crc" else "CRC check failed"
+    assert expected in outputs[0], outputs[0]

@@ -50,3 +50,45 @@ def test_perfview_sample_zip_with_logfile():
     with trace_input:
         assert reader.name == "etl"
         list(reader.events())
+
+
+def _corrupt_zips(tmp_path: Path) -> list[Path]:
+    """A deflated member whose first bytes are garbage (fails while sniffing)
+    and a stored member with one changed byte (fails only its CRC at the end)."""
+    big = TRACE + "".join(
+        f'{{"kind":"alloc","time":{i},"pid":4,"heap":"0x10","address":"{0x2000 + 16 * i:#x}","size":16}}\n'
+        for i in range(2, 400)
+    )
+    out = []
+    for name, compression, corrupt in (("deflated", zipfile.ZIP_DEFLATED, lambda b: b.find(b"t.jsonl") + 40),
+                                       ("stored", zipfile.ZIP_STORED, lambda b: b.find(b"0x2100") + 5)):  # fmt: skip
+        path = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(path, "w", compression=compression) as zf:
+            zf.writestr("t.jsonl", big)
+        raw = bytearray(path.read_bytes())
+        raw[corrupt(raw)] ^= 0x01  # stored: "0x2100" -> "0x2101", still a valid record
+        path.write_bytes(bytes(raw))
+        out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_corrupt_zip_member_is_a_trace_error(tmp_path, capsys, jobs):
+    # found by fuzzing: zlib.error while sniffing and BadZipFile (bad CRC-32)
+    # at the member's end escaped as tracebacks (exit 3)
+    for z in _corrupt_zips(tmp_path):
+        assert main(["check", "-q", "--jobs", jobs, str(z)]) == 2, z
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "truncated or corrupt compressed data" in err, err
+
+
+def test_corrupt_gzip_is_a_trace_error_while_sniffing(tmp_path, capsys):
+    import gzip
+
+    raw = bytearray(gzip.compress(TRACE.encode() * 20))
+    raw[12] ^= 0xFF  # inside the first deflate block: fails on the first read
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(bytes(raw))
+    assert main(["stats", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: truncated or corrupt compressed data") and "Traceback" not in err

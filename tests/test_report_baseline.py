@@ -108,6 +108,8 @@ def test_reports_mark_baseline_states(tmp_path):
         (b"{not json", "baseline is not valid JSON"),
         (b"\xff\xfe", "baseline is not UTF-8 text"),
         (b"[]", "not a heaplint baseline"),
+        (b"[" * 100_000 + b"]" * 100_000, "baseline is not valid JSON: nested too deeply"),  # RecursionError
+        (b'{"heaplint_baseline": ' + b"9" * 5000 + b"}", "baseline is not valid JSON: a number is too long"),
         (b'{"heaplint_baseline": 99, "findings": []}', "baseline version 99 is not supported"),
         (b'{"heaplint_baseline": 1, "findings": {}}', "'findings' must be a list"),
         (b'{"heaplint_baseline": 1, "findings": [{"rule_id": "x", "severity": "error"}]}',

@@ -79,6 +79,7 @@ def test_errors_are_collected_and_located():
 
 def test_yaml_syntax_error_and_wrong_shapes_are_located():
     assert errors_of("suppressions:\n  - rule: [unclosed\n")[0].startswith("s.yaml:3:1: invalid YAML")
+    assert errors_of("suppressions: " + "[" * 5000 + "]" * 5000 + "\n") == ["s.yaml: invalid YAML: nested too deeply"]
     assert errors_of("other: 1\n")[0] == "s.yaml:1:1: unknown top-level key 'other'; expected 'suppressions'"
     assert errors_of("suppressions: 3\n")[0] == "s.yaml:1:15: 'suppressions' must be a list of entries"
     assert errors_of("- just a string\n")[0].startswith("s.yaml:1:3: a suppression must be a mapping")

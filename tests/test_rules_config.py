@@ -140,6 +140,8 @@ def test_yaml_config_is_preferred_and_found_upward(project, monkeypatch):
         ("builtin: maybe\n", "HLR070", 1, 10, "true or false"),
         ("enable: 5\n", "HLR070", 1, 9, "list of rule ids"),
         ("- 1\n", "HLR070", 1, 1, "must be a mapping"),
+        ("extends: 5\n", "HLR070", 1, 10, "'extends' is a profile name or path"),  # was a TypeError (fuzzing)
+        ("extends: {a: 1}\n", "HLR070", 1, 10, "'extends' is a profile name or path"),
     ],
 )
 def test_config_errors_are_located(project, text, code, line, col, fragment):
@@ -154,6 +156,15 @@ def test_missing_config_file(project):
     with pytest.raises(ErrorCollection) as info:
         load_ruleset(no_builtin=True, config_path=str(project / "nope.yaml"))
     assert info.value.errors[0].code == "HLR070"
+
+
+def test_toml_extends_of_another_type_is_an_error(project):
+    # found by fuzzing: a TOML date or number in extends was iterated (TypeError, exit 3)
+    for value in ("1979-05-27T07:32:00Z", "5"):
+        write(project / "pyproject.toml", f"[tool.heaplint]\nextends = {value}\n")
+        with pytest.raises(ErrorCollection) as info:
+            load_ruleset(no_builtin=True, config_path=str(project / "pyproject.toml"))
+        assert "'extends' is a profile name or path" in info.value.errors[0].message
 
 
 def test_bad_toml_is_reported(project):

@@ -73,14 +73,22 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: most worker processes --jobs may ask for: each one imports heaplint and reads
+#: its share of a trace whole, so --jobs 100000 started processes until the
+#: machine ran out of memory
+MAX_JOBS = 256
+
+
 def jobs_arg(text: str) -> int:
-    """argparse type: --jobs N (0 = one per CPU)."""
+    """argparse type: --jobs N (0 = one per CPU, at most :data:`MAX_JOBS`)."""
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of processes (0 = one per CPU), got '{text}'")
+    if not 0 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes from 0 to {MAX_JOBS} (0 = one per CPU), got '{text}'"
+        )
     return value
 
 

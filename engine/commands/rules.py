@@ -141,7 +141,11 @@ def run_doc(args: argparse.Namespace) -> int:
         try:
             with open(args.update, encoding="utf-8") as f:
                 text = replace_section(f.read(), BEGIN if args.language else RULES_BEGIN, body)
-        except (OSError, ValueError) as err:
+        except OSError as err:
+            raise UsageError(f"cannot read: {err.strerror}", path=args.update) from err
+        except UnicodeDecodeError as err:
+            raise UsageError(f"not UTF-8 text: {err.reason}", path=args.update) from err
+        except ValueError as err:
             raise UsageError(str(err), path=args.update) from err
         write_atomic(args.update, text.encode("utf-8"))
         return 0

@@ -8,14 +8,19 @@ returns a ready :class:`TraceReader` plus the :class:`TraceInput` to close.
 
 from __future__ import annotations
 
-import gzip
 import importlib
-import zlib
 from typing import Iterator
 
 from heaplint.engine.errors import TraceError, UsageError
 from heaplint.engine.events import HeapEvent
-from heaplint.engine.readers.base import ReaderOptions, TraceInput, TraceReader, filter_pids
+from heaplint.engine.readers.base import (
+    COMPRESSION_ERRORS,
+    ReaderOptions,
+    TraceInput,
+    TraceReader,
+    compressed_data_error,
+    filter_pids,
+)
 
 #: format name -> "module:Class".  Sniffing tries them in this order, so the
 #: most specific signatures (binary magic) come first.
@@ -96,12 +101,8 @@ def guarded_events(reader: TraceReader) -> Iterator[HeapEvent]:
         events = filter_pids(events, pids, reader.options.pid_stubs)
     try:
         yield from events
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise TraceError(
-            f"truncated or corrupt compressed data ({err or type(err).__name__}); "
-            "the trace could not be read to its end",
-            path=reader.path,
-        ) from err
+    except COMPRESSION_ERRORS as err:
+        raise compressed_data_error(reader.path, err) from err
 
 
 __all__ = [

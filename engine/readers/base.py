@@ -11,6 +11,7 @@ import gzip
 import io
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar, Container, Iterable, Iterator
 
@@ -19,6 +20,25 @@ from heaplint.engine.events import HeapEvent, StackTable, TraceInfo
 
 #: how many bytes of (decompressed) content sniffers get to see
 SNIFF_BYTES = 64 * 1024
+
+#: what a broken gzip stream or zip member raises while it is being read
+#: (a zip member's CRC is checked at its end: ``BadZipFile``)
+COMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
+
+
+class CompressedDataError(TraceError):
+    """A compressed trace that cannot be read to its end.  Where a reader
+    meets it depends on how far it reads ahead of what it decodes."""
+
+
+def compressed_data_error(path: str, err: BaseException, line: int | None = None) -> TraceError:
+    """The located error for a compressed trace that cannot be read to its end."""
+    return CompressedDataError(
+        f"truncated or corrupt compressed data ({err or type(err).__name__}); "
+        "the trace could not be read to its end",
+        path=path,
+        line=line,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +237,9 @@ class TraceInput:
         """The first bytes of the content, without consuming them."""
         try:
             return self.stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]  # type: ignore[attr-defined]
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
+        except COMPRESSION_ERRORS as err:
+            raise compressed_data_error(self.path, err) from err
+        except OSError as err:
             raise TraceError(f"cannot read: {err}", path=self.path) from err
 
     def position(self) -> int | None:

@@ -12,15 +12,13 @@ reader sees the bytes.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
-import zlib
 from functools import partial
 from typing import BinaryIO, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent
-from heaplint.engine.readers.base import ReaderOptions, TraceReader
+from heaplint.engine.readers.base import COMPRESSION_ERRORS, ReaderOptions, TraceReader, compressed_data_error
 from heaplint.engine.readers.canonical_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -31,8 +29,8 @@ from heaplint.engine.readers.canonical_format import (
 )
 from heaplint.engine.readers.canonical_records import RecordDecoder
 
-#: what a broken gzip stream raises while it is being read
-_COMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+#: what a broken gzip stream or zip member raises while it is being read
+_COMPRESSION_ERRORS = COMPRESSION_ERRORS
 _BOM = b"\xef\xbb\xbf"
 _MIB = MAX_LINE_BYTES / (1024 * 1024)
 _SKIP_CHUNK = 64 * 1024
@@ -40,12 +38,7 @@ _SKIP_CHUNK = 64 * 1024
 
 
 def _truncated(path: str, line: int, err: BaseException) -> TraceError:
-    return TraceError(
-        f"truncated or corrupt compressed data ({err or type(err).__name__}); "
-        "the trace could not be read to its end",
-        path=path,
-        line=line,
-    )
+    return compressed_data_error(path, err, line)
 
 
 def _json_error(err: Exception) -> tuple[str, int | None]:
