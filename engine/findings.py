@@ -112,7 +112,9 @@ def fingerprint(rule_id: str, image: str | None, heap_label: str | None, *key: o
     pids, timestamps or heap handles."""
     image_key = (image or "").replace("\\", "/").rsplit("/", 1)[-1].casefold()
     parts = [rule_id, image_key, heap_label or "", *(str(k) for k in key)]
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    # surrogatepass: a JSON trace may carry a lone surrogate ("\\ud800") in an
+    # image or frame; valid text hashes as plain UTF-8
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:32]
 
 

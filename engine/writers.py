@@ -64,7 +64,10 @@ class CanonicalWriter:
         self.fmt = fmt
         self.time_unit = time_unit
         self._mult = TIME_UNITS_NS[time_unit]
-        self._out = io.TextIOWrapper(stream, encoding="utf-8", newline="\n", write_through=False)
+        # backslashreplace: a lone surrogate read from a JSON trace ("\\ud800")
+        # is written as that escape again (an exact round trip in JSON Lines)
+        self._out = io.TextIOWrapper(stream, encoding="utf-8", errors="backslashreplace", newline="\n",
+                                     write_through=False)
         self._write = self._out.write
         self.events_written = 0
         self._csv = fmt == "csv"

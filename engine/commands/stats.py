@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         payload = {"heaplint_stats": STATS_SCHEMA_VERSION, "traces": docs}
         data = (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode()
     else:
-        data = "".join(render_text(d) for d in docs).encode()
+        data = "".join(render_text(d) for d in docs).encode("utf-8", "backslashreplace")
     write_atomic(args.output, data)
     return 0
 
