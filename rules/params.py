@@ -3,6 +3,7 @@ and ``--param`` overrides share one coercion so they agree)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from yaml.nodes import Node
@@ -39,9 +40,10 @@ def coerce(type_: str, raw: Any, item_type: str | None = None) -> Any:
         if type_ == T.STRING:
             return str(raw)
         if type_ == T.FLOAT:
-            if isinstance(raw, (int, float)):
-                return float(raw)
-            return float(str(raw).replace("_", ""))
+            value = float(raw) if isinstance(raw, (int, float)) else float(str(raw).replace("_", ""))
+            if not math.isfinite(value):  # NaN compares false with everything: the rule would never fire
+                raise ValueError(f"'{raw}' is not a finite number")
+            return value
         if type_ in (T.INT, T.ADDRESS):
             if isinstance(raw, int):
                 return raw
@@ -85,6 +87,8 @@ def infer(raw: Any) -> tuple[str, Any]:
     if isinstance(raw, int):
         return T.INT, raw
     if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise ValueError(f"'{raw}' is not a finite number")
         return T.FLOAT, raw
     if isinstance(raw, str):
         try:

@@ -108,6 +108,8 @@ CASES: list[tuple[str, str, bytes | Callable[[Path], None], int, str]] = [
      "alloc record: field 'source': expected one of LOOKASIDE, LFH, MAINPATH, SLOWPATH, INVALID, SEGMENT or a "
      "number 0-6, got \"HEAP\""),
     ("not-an-object", "t.jsonl", HEADER + b"[1,2]\n", 2, "expected a JSON object per line, got list"),
+    ("5000-digits", "t.jsonl", HEADER + b'{"kind": "alloc", "size": ' + b"9" * 5000 + b"}\n", 2,
+     "not a valid JSON object: a number of more than 4300 digits"),
     ("broken-json", "t.jsonl", HEADER + b'{"kind": "alloc",\n', 2, "not a valid JSON object"),
     # a tab inside a string: json's own text ("... at") must not end the message mid-sentence
     ("control-char", "t.jsonl", HEADER + b'{"kind": "al\tloc"}\n', 2,

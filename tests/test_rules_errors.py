@@ -70,6 +70,8 @@ RULE_ERRORS = [
     ("HLR040", OK + "params:\n  x: {type: size, default: 10s}\n", 5, 6, "expected a size"),
     ("HLR040", OK + "params:\n  x: {default: 1, doc: a, unit: b}\n", 5, 6, "unknown key 'unit'"),
     ("HLR040", OK + "params:\n  x: 5zz\n", 5, 6, "unknown unit"),
+    ("HLR040", OK + "params:\n  x: .nan\n", 5, 6, "not a finite number"),
+    ("HLR040", OK + "params:\n  x: {type: float, default: .inf}\n", 5, 6, "not a finite number"),
     ("HLR050", OK + "message: 'x {size'\n", 4, 13, "unclosed '{'"),
     ("HLR050", OK + "message: 'x size}'\n", 4, 17, "unmatched '}'"),
     ("HLR050", OK + "message: '{size:zz}'\n", 4, 17, "unknown format spec"),
@@ -158,6 +160,8 @@ def test_cli_overrides_are_usage_errors(tmp_path):
     assert isinstance(errs[0], HeaplintError) and errs[0].path == "--param"
     errs = errors_of(tmp_path, OK + "params: {limit: 5}\n", params={"T001.limit": "lots"})
     assert "malformed number 'lots'" in errs[0].message
+    errs = errors_of(tmp_path, OK + "params: {limit: 0.5}\n", params={"T001.limit": "nan"})
+    assert "'nan' is not a finite number" in errs[0].message
     errs = errors_of(tmp_path, OK, params={"T009.limit": "1"})
     assert "no rule 'T009'" in errs[0].message
     errs = errors_of(tmp_path, OK, enable=["nothing"])

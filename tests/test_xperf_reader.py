@@ -226,6 +226,14 @@ def test_bad_row_is_a_located_error_or_skipped_and_counted(tmp_path):
     assert reader.info.bad_records == 1
 
 
+def test_a_number_past_pythons_digit_limit_is_named_plainly(tmp_path):
+    p = tmp_path / "long.txt"
+    p.write_text(xperf_text(HEADERS[:1], [["HeapAlloc", "6", "w.exe ( 9)", "1", "0x1000", "0x100", "9" * 5000, "3"]]))
+    with pytest.raises(TraceError) as exc:
+        read_events(p)
+    assert "a number of more than 4300 digits" in exc.value.message and "sys." not in exc.value.message
+
+
 def test_short_row_names_its_header(tmp_path):
     p = tmp_path / "short.txt"
     p.write_text(xperf_text(HEADERS[:1], [["HeapAlloc", "6", "w.exe ( 9)", "1", "0x1000", "0x100"]]))

@@ -31,6 +31,16 @@ class CompressedDataError(TraceError):
     meets it depends on how far it reads ahead of what it decodes."""
 
 
+def value_error_text(err: BaseException) -> str:
+    """The message of a ValueError from converting a field, for the user.
+    Python's own text for a decimal number past its digit limit names a
+    ``sys`` function to call, which a trace's reader cannot do."""
+    text = str(err)
+    if "integer string conversion" in text:
+        return "a number of more than 4300 digits"
+    return text
+
+
 def compressed_data_error(path: str, err: BaseException, line: int | None = None) -> TraceError:
     """The located error for a compressed trace that cannot be read to its end."""
     return CompressedDataError(

@@ -18,7 +18,13 @@ from typing import BinaryIO, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent
-from heaplint.engine.readers.base import COMPRESSION_ERRORS, ReaderOptions, TraceReader, compressed_data_error
+from heaplint.engine.readers.base import (
+    COMPRESSION_ERRORS,
+    ReaderOptions,
+    TraceReader,
+    compressed_data_error,
+    value_error_text,
+)
 from heaplint.engine.readers.canonical_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -52,7 +58,7 @@ def _json_error(err: Exception) -> tuple[str, int | None]:
         return f"not valid UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})", None
     if isinstance(err, RecursionError):
         return "not a valid record: JSON nested too deeply", None
-    return f"not a valid JSON object: {err}", None
+    return f"not a valid JSON object: {value_error_text(err)}", None
 
 
 class _CanonicalReader(TraceReader):

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
-from heaplint.engine.readers.base import ReaderOptions, TraceReader
+from heaplint.engine.readers.base import ReaderOptions, TraceReader, value_error_text
 from heaplint.engine.readers.tabular import (
     Column,
     StackInterner,
@@ -238,7 +238,7 @@ class XperfReader(TraceReader):
         if isinstance(err, IndexError):
             msg = f"'{name}' row has {len(fields) - 1} values but its header row (line {layout.line}) declares {len(layout.labels)}"
         else:
-            msg = f"'{name}' row: {err}"
+            msg = f"'{name}' row: {value_error_text(err)}"
         self.bad_record(msg, line=line_no)
 
     def _heap_decoder(self, name: str, kind: Kind, layout: _Layout) -> Decoder:
@@ -397,7 +397,7 @@ class XperfReader(TraceReader):
                 n = parse_count(f[count_i]) if count_i is not None else 1
                 parsed = parse_process(f[proc_i]) if proc_i is not None else None
             except (ValueError, IndexError) as err:
-                self.bad_record(f"'{name}' row: {err}", line=line_no)
+                self.bad_record(f"'{name}' row: {value_error_text(err)}", line=line_no)
                 return
             if normalise_label(name).startswith("buffer") or normalise_label(name).endswith("buffers"):
                 info.buffers_lost += n
