@@ -12,6 +12,8 @@ the reader looks them up by header and these tests vary them.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import Kind
@@ -256,3 +258,35 @@ def test_windows_line_endings(tmp_path):
     events, reader = read_events(p)
     ref, ref_reader = read_events(DATA / "xperf_stacks.txt")
     assert events == ref and reader.stacks == ref_reader.stacks
+
+
+def test_a_huge_line_is_a_located_error_not_held_whole(tmp_path):
+    """A line past MAX_ROW_CHARS (a corrupt or binary file) is a bad record
+    at its line: an error, or skipped and counted; the rows around it read."""
+    from heaplint.engine.readers.tabular import MAX_ROW_CHARS
+
+    p = tmp_path / "huge.txt"
+    text = xperf_text(HEADERS[:1], [_alloc(5, 1, 0x100), ["HeapAlloc", "x" * (MAX_ROW_CHARS + 10)], _alloc(7, 1, 0x300)])
+    p.write_text(text)
+    with pytest.raises(TraceError) as exc:
+        read_events(p)
+    assert exc.value.line == 5 and "longer than" in exc.value.message
+    with open(p, "rb") as f:
+        reader = XperfReader(f, str(p), ReaderOptions(skip_bad_records=True))
+        events = list(reader.events())
+    assert [e.address for e in events] == [0x100, 0x300]
+    assert reader.info.bad_records == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab,\r\n", max_size=30), max_size=8), st.integers(1, 12))
+def test_bounded_lines_are_the_lines_of_the_text(chunks, limit):
+    """bounded_lines gives what iterating the text gives, with None in place
+    of each line longer than the limit."""
+    import io
+
+    from heaplint.engine.readers.tabular import bounded_lines
+
+    text = "".join(chunks)
+    expected = [line if len(line) <= limit else None for line in io.StringIO(text, newline=None)]
+    assert list(bounded_lines(io.StringIO(text, newline=None), limit)) == expected

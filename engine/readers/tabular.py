@@ -13,7 +13,7 @@ import codecs
 import io
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 from heaplint.engine.events import SOURCE_BY_NAME, Source, StackTable
 
@@ -254,6 +254,29 @@ def text_stream(stream: BinaryIO, newline: str | None = None) -> io.TextIOWrappe
     peek = getattr(stream, "peek", None)
     head = peek(4)[:4] if peek is not None else b""
     return io.TextIOWrapper(stream, encoding=encoding_of(head), errors="replace", newline=newline)  # type: ignore[arg-type]
+
+
+#: the longest row a text export may have; no real one comes near (the
+#: canonical reader's cap is the same size in bytes)
+MAX_ROW_CHARS = 1 << 20
+
+
+def bounded_lines(text: io.TextIOBase, limit: int = MAX_ROW_CHARS) -> Iterator[str | None]:
+    """The lines of ``text`` as iterating over it gives them, except that a
+    line of more than ``limit`` characters comes out as None: it is read in
+    pieces of ``limit`` and dropped, so that one huge line (a corrupt or
+    binary file) never has to fit in memory."""
+    readline = text.readline
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit:
+            while line and not line.endswith("\n"):
+                line = readline(limit)
+            yield None
+        else:
+            yield line
 
 
 def split_fields(line: str) -> list[str]:

@@ -26,8 +26,10 @@ from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent, Kind
 from heaplint.engine.readers.base import ReaderOptions, TraceReader, value_error_text
 from heaplint.engine.readers.tabular import (
+    MAX_ROW_CHARS,
     Column,
     StackInterner,
+    bounded_lines,
     decode_head,
     describe_missing,
     find_columns,
@@ -127,7 +129,11 @@ class XperfReader(TraceReader):
         ready = self._ready
         decoders = self._decoders
         stacks = self._stacks
-        for line_no, raw in enumerate(text_stream(self.stream), 1):
+        for line_no, raw in enumerate(bounded_lines(text_stream(self.stream)), 1):
+            if raw is None:
+                self.bad_record(f"line longer than {MAX_ROW_CHARS:,} characters: not a row of an xperf dump",
+                                line=line_no)
+                continue
             line = raw.strip()
             if not line:
                 continue
