@@ -13,10 +13,13 @@ import io
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import pytest
+
 from heaplint.engine.cli import main as cli_main
+from heaplint.engine.errors import TraceError
 from heaplint.engine.events import HeapEvent
 from heaplint.engine.readers import open_trace
-from heaplint.engine.readers.base import TraceReader
+from heaplint.engine.readers.base import ReaderOptions, TraceReader
 from heaplint.engine.replay import Replay, ReplayOptions
 from heaplint.engine.state import HeapState, ProcessState
 
@@ -51,6 +54,17 @@ def read_events(path: str | Path, input_format: str | None = None) -> tuple[list
     reader, trace_input = open_trace(str(path), input_format)
     with trace_input:
         return list(reader.events()), reader
+
+
+def bad_records_read(path: str | Path) -> tuple[TraceError, list[HeapEvent], int]:
+    """A trace with bad records, read twice: the error a plain read raises,
+    then the events and the bad-record count with ``--skip-bad-records``."""
+    with pytest.raises(TraceError) as exc:
+        read_events(path)
+    reader, trace_input = open_trace(str(path), None, ReaderOptions(skip_bad_records=True))
+    with trace_input:
+        events = list(reader.events())
+    return exc.value, events, reader.info.bad_records
 
 
 def replay(events: Iterable[HeapEvent], **options) -> tuple[HeapState, dict[int, dict[tuple[int, int], int]]]:

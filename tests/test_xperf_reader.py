@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 
 from heaplint.engine.errors import TraceError
 from heaplint.engine.events import Kind
-from heaplint.engine.readers.base import ReaderOptions
 from heaplint.engine.readers.xperf import XperfReader
-from helpers_text_exports import DATA, read_events, replay, xperf_text
+from helpers_text_exports import DATA, bad_records_read, read_events, replay, xperf_text
 
 APP = "My Leaky App.exe"
 HEAP = 0x21F3A5D0000
@@ -218,14 +217,9 @@ def test_bad_row_is_a_located_error_or_skipped_and_counted(tmp_path):
     rows = [_alloc(5, 1, 0x100), ["HeapAlloc", "6", "w.exe ( 9)", "1", "0x1000", "0xzz", "8", "3"], _alloc(7, 1, 0x300)]
     p = tmp_path / "bad.txt"
     p.write_text(xperf_text(HEADERS[:1], rows))
-    with pytest.raises(TraceError) as exc:
-        read_events(p)
-    assert exc.value.line == 5 and "HeapAlloc" in exc.value.message
-    with open(p, "rb") as f:
-        reader = XperfReader(f, str(p), ReaderOptions(skip_bad_records=True))
-        events = list(reader.events())
-    assert [e.address for e in events] == [0x100, 0x300]
-    assert reader.info.bad_records == 1
+    err, events, bad = bad_records_read(p)
+    assert err.line == 5 and "HeapAlloc" in err.message
+    assert [e.address for e in events] == [0x100, 0x300] and bad == 1
 
 
 def test_a_number_past_pythons_digit_limit_is_named_plainly(tmp_path):
@@ -268,14 +262,9 @@ def test_a_huge_line_is_a_located_error_not_held_whole(tmp_path):
     p = tmp_path / "huge.txt"
     text = xperf_text(HEADERS[:1], [_alloc(5, 1, 0x100), ["HeapAlloc", "x" * (MAX_ROW_CHARS + 10)], _alloc(7, 1, 0x300)])
     p.write_text(text)
-    with pytest.raises(TraceError) as exc:
-        read_events(p)
-    assert exc.value.line == 5 and "longer than" in exc.value.message
-    with open(p, "rb") as f:
-        reader = XperfReader(f, str(p), ReaderOptions(skip_bad_records=True))
-        events = list(reader.events())
-    assert [e.address for e in events] == [0x100, 0x300]
-    assert reader.info.bad_records == 1
+    err, events, bad = bad_records_read(p)
+    assert err.line == 5 and "longer than" in err.message
+    assert [e.address for e in events] == [0x100, 0x300] and bad == 1
 
 
 @settings(max_examples=60, deadline=None)
