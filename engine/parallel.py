@@ -232,7 +232,8 @@ def run_traces(traces: Sequence[str], spec: AnalysisSpec, jobs: int, ruleset: An
                 other partitions of that trace are not needed."""
                 if not isinstance(result, Abandoned):
                     return []
-                return [j for j, t in enumerate(remote) if group[id(t)] == group[id(remote[i])]]
+                mine = group[id(remote[i])]
+                return [j for j, t in enumerate(remote) if group[id(t)] == mine]
 
             remote_results, local_results = run_pool(
                 run_task, remote, jobs, method, while_waiting=lambda: [run_task(t) for t in local],

@@ -253,18 +253,17 @@ def replay_partition(
     finding_caps: dict[str, tuple[int, int]] = {}
     group_caps: dict[str, tuple[int, int]] = {}
     with trace_input:
-        if rules is None:
-            replay = PartitionReplay(options)
-            replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
-            replay.give_up_when_unsure = give_up_when_unsure
-            replay.run(guarded_events(reader))
-        else:
+        run = None
+        if rules is not None:
             from heaplint.rules.runtime import RuleRun
 
             run = RuleRun([r for r in rules if not is_trace_scope(r)], reader.info, reader.stacks, trace=path)
-            replay = PartitionReplay(options, on_process_end=run.on_process_end)
-            replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
-            replay.give_up_when_unsure = give_up_when_unsure
+        replay = PartitionReplay(options, on_process_end=run.on_process_end if run is not None else None)
+        replay.index_is_position = reader.index_is_position if index_is_position is None else index_is_position
+        replay.give_up_when_unsure = give_up_when_unsure
+        if run is None:
+            replay.run(guarded_events(reader))
+        else:
             run.attach(replay)
             replay.run(guarded_events(reader), run.on_event)
             findings = run.finish(reader.stacks)

@@ -156,8 +156,6 @@ class PartitionOrder:
                     pos += len(item)
                     if len(pending) > 64:
                         self._compact(limit, last)
-                        if len(pending) > PENDING_LIMIT:
-                            raise PartitionAbandoned(f"{len(pending)} runs of other records pending")
                 else:
                     self.newest, self.own_released, self.pos, self.head = newest, own_released, pos, head
                     yield from self._watched(self._one_by_one(item, last))
@@ -277,8 +275,6 @@ class PartitionOrder:
                 pending.append((self.pos, [t], t, t))
                 if len(pending) > 64:  # as in events(): pending stays within the window
                     self._compact(self.newest - self.hold, last)
-                    if len(pending) > PENDING_LIMIT:
-                        raise PartitionAbandoned(f"{len(pending)} runs of other records pending")
                 yield from self._drain(self.newest - self.hold)
             self.pos += 1
 
@@ -348,7 +344,9 @@ class PartitionOrder:
 
     def _compact(self, limit: int, last: tuple) -> None:
         """Forget other records that are released and, where a run can
-        expire, handed to pairing (:meth:`_sync`)."""
+        expire, handed to pairing (:meth:`_sync`); give up
+        (:class:`PartitionAbandoned`) when more than :data:`PENDING_LIMIT`
+        runs must still be kept."""
         # a run can go once (its latest time, its end position) <= synced; the
         # comparison is spelt out so that no key tuple is built per run
         synced = max(self.synced, last) if self.runs else _INF_KEY
@@ -365,6 +363,8 @@ class PartitionOrder:
         if n:
             self.dropped_max = top
             del pending[:n]
+        if len(pending) > PENDING_LIMIT:
+            raise PartitionAbandoned(f"{len(pending)} runs of other records pending")
 
     def _mark(self, ev: HeapEvent, pos: int, late: bool) -> None:
         """Remember an own event's position (and lateness) until it comes out;

@@ -205,8 +205,8 @@ class MiniTrace:
             vat = at + len(key) + 1
             if key == "t":
                 relative = value.startswith("+")
-                _, amount, per_i = self._number_step("t", value[1:] if relative else value, i, vat)
-                time_step = (relative, amount, per_i)
+                _, amount, amount_tok = self._number_step("t", value[1:] if relative else value, i, vat)
+                time_step = (relative, amount, amount_tok)
             elif key == "source":
                 src = SOURCE_BY_NAME.get(value.upper())
                 if src is None:

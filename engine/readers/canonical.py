@@ -35,16 +35,9 @@ from heaplint.engine.readers.canonical_format import (
 )
 from heaplint.engine.readers.canonical_records import RecordDecoder
 
-#: what a broken gzip stream or zip member raises while it is being read
-_COMPRESSION_ERRORS = COMPRESSION_ERRORS
 _BOM = b"\xef\xbb\xbf"
 _MIB = MAX_LINE_BYTES / (1024 * 1024)
 _SKIP_CHUNK = 64 * 1024
-
-
-
-def _truncated(path: str, line: int, err: BaseException) -> TraceError:
-    return compressed_data_error(path, err, line)
 
 
 def _json_error(err: Exception) -> tuple[str, int | None]:
@@ -73,8 +66,8 @@ class _CanonicalReader(TraceReader):
         self.line = 0
         try:
             mult = self._read_header()
-        except _COMPRESSION_ERRORS as err:
-            raise _truncated(path, self.line + 1, err) from err
+        except COMPRESSION_ERRORS as err:
+            raise compressed_data_error(path, err, self.line + 1) from err
         self.decoder = RecordDecoder(self.info, self.stacks, mult, text=self.name == "csv")
 
     def _read_header(self) -> int:
@@ -210,8 +203,8 @@ class JsonlReader(_CanonicalReader):
                     self._skip_long_line(line_no)
                     continue
                 yield raw, line_no
-        except _COMPRESSION_ERRORS as err:
-            raise _truncated(self.path, line_no + 1, err) from err
+        except COMPRESSION_ERRORS as err:
+            raise compressed_data_error(self.path, err, line_no + 1) from err
 
 
 class CsvReader(_CanonicalReader):
@@ -314,5 +307,5 @@ class CsvReader(_CanonicalReader):
                 if ev is not None:
                     index += 1
                     yield ev
-        except _COMPRESSION_ERRORS as err:
-            raise _truncated(self.path, self.line + 1, err) from err
+        except COMPRESSION_ERRORS as err:
+            raise compressed_data_error(self.path, err, self.line + 1) from err

@@ -18,12 +18,10 @@ import re
 from typing import TYPE_CHECKING, Iterator, Union
 
 from heaplint.engine.events import HeapEvent
+from heaplint.engine.readers.base import COMPRESSION_ERRORS, compressed_data_error
 from heaplint.engine.readers.canonical_format import MAX_LINE_BYTES, BadRecord
 from heaplint.engine.readers.canonical_scan import KINDS as _KINDS
 from heaplint.engine.readers.canonical_scan import block
-
-# the reader's own helpers (this module is its process filter, imported by it lazily)
-from heaplint.engine.readers.canonical import _COMPRESSION_ERRORS, _truncated
 
 if TYPE_CHECKING:
     from heaplint.engine.readers.canonical import JsonlReader
@@ -189,7 +187,7 @@ def _blocks(reader: JsonlReader, lines: _Lines) -> Iterator[Union[HeapEvent, lis
                 continue
             rest = buf[end:]
             line_no = yield from block(lines, buf, end, line_no)
-    except _COMPRESSION_ERRORS as err:
-        raise _truncated(reader.path, line_no + 1, err) from err
+    except COMPRESSION_ERRORS as err:
+        raise compressed_data_error(reader.path, err, line_no + 1) from err
     finally:
         reader.line = line_no
